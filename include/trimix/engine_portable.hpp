@@ -1,0 +1,96 @@
+#pragma once
+/// \file engine_portable.hpp
+/// The portable tile engine: the two matrix products of a tile, on fp32 tiles in team scratch,
+/// written with Kokkos' team model only, so it is correct on every backend.
+///
+/// Work is cut into register micro-tiles of `row_block` rows x `lane_block` columns that one team
+/// member computes alone, distributed over all threads and vector lanes of the team with
+/// TeamVectorRange (no lane repeats another's work, whatever the vector length). The innermost
+/// loops run over `lane_block` contiguous floats with compile-time bounds, which CPU compilers turn
+/// into SIMD FMAs; on GPUs each member keeps its micro-tile in registers.
+
+#include <trimix/config.hpp>
+
+namespace trimix {
+
+/// Launch and tile parameters of the portable engine on an execution space. Specialise it to tune
+/// a backend; the defaults suit CPUs (one thread per team, cache-sized tiles).
+template <class ExecSpace, class = void>
+struct portable_engine_traits {
+  static constexpr int team_size = 1;
+  static constexpr int vector_length = 1;
+  static constexpr index_t q_rows = 32;
+  static constexpr index_t kv_tile = 64;
+  static constexpr index_t max_heads_per_item = 8;
+};
+
+/// GPU-like spaces (device memory not host accessible): many threads per team, smaller tiles.
+template <class ExecSpace>
+struct portable_engine_traits<
+    ExecSpace, std::enable_if_t<!Kokkos::SpaceAccessibility<Kokkos::HostSpace,
+                                                           typename ExecSpace::memory_space>::accessible>> {
+  static constexpr int team_size = 64;
+  static constexpr int vector_length = 1;
+  static constexpr index_t q_rows = 16;
+  static constexpr index_t kv_tile = 32;
+  static constexpr index_t max_heads_per_item = 4;
+};
+
+namespace impl {
+
+struct PortableEngine {
+  static constexpr index_t row_block = 4;    ///< rows of a register micro-tile
+  static constexpr index_t lane_block = 16;  ///< contiguous columns of a micro-tile (one AVX-512 vector)
+
+  /// S[rows][kv_tile] = Q[rows][dim] * Kt[dim][kv_tile]. rows % row_block == 0,
+  /// kv_tile % lane_block == 0.
+  template <class Team>
+  TRIMIX_FUNCTION static void scores(const Team& team, const float* q, const float* kt, float* s,
+                                     index_t rows, index_t dim, index_t kv_tile) {
+    const index_t col_blocks = kv_tile / lane_block;
+    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, (rows / row_block) * col_blocks),
+                         [&](index_t tile) {
+      const index_t r0 = (tile / col_blocks) * row_block;
+      const index_t c0 = (tile % col_blocks) * lane_block;
+      float acc[row_block][lane_block] = {};
+      for (index_t d = 0; d < dim; ++d) {
+        const float* k_row = kt + d * kv_tile + c0;
+        for (index_t r = 0; r < row_block; ++r) {
+          const float qv = q[(r0 + r) * dim + d];
+          for (index_t c = 0; c < lane_block; ++c) acc[r][c] += qv * k_row[c];
+        }
+      }
+      for (index_t r = 0; r < row_block; ++r)
+        for (index_t c = 0; c < lane_block; ++c) s[(r0 + r) * kv_tile + c0 + c] = acc[r][c];
+    });
+  }
+
+  /// O[rows][dim] = O * alpha[row] + P[rows][keys] * V[keys][dim], the first `keys` columns of P
+  /// (row stride kv_tile). dim % lane_block == 0.
+  template <class Team>
+  TRIMIX_FUNCTION static void accumulate(const Team& team, const float* p, const float* v,
+                                         const float* alpha, float* o, index_t rows, index_t dim,
+                                         index_t kv_tile, index_t keys) {
+    const index_t dim_blocks = dim / lane_block;
+    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, (rows / row_block) * dim_blocks),
+                         [&](index_t tile) {
+      const index_t r0 = (tile / dim_blocks) * row_block;
+      const index_t d0 = (tile % dim_blocks) * lane_block;
+      float acc[row_block][lane_block];
+      for (index_t r = 0; r < row_block; ++r)
+        for (index_t c = 0; c < lane_block; ++c) acc[r][c] = o[(r0 + r) * dim + d0 + c] * alpha[r0 + r];
+      for (index_t j = 0; j < keys; ++j) {
+        const float* v_row = v + j * dim + d0;
+        for (index_t r = 0; r < row_block; ++r) {
+          const float pv = p[(r0 + r) * kv_tile + j];
+          for (index_t c = 0; c < lane_block; ++c) acc[r][c] += pv * v_row[c];
+        }
+      }
+      for (index_t r = 0; r < row_block; ++r)
+        for (index_t c = 0; c < lane_block; ++c) o[(r0 + r) * dim + d0 + c] = acc[r][c];
+    });
+  }
+};
+
+}  // namespace impl
+}  // namespace trimix

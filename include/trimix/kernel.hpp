@@ -1,0 +1,206 @@
+#pragma once
+/// \file kernel.hpp
+/// The blocked online-softmax attention algorithm (FlashAttention-2 style), one Kokkos team per
+/// work item of the plan, for any mask policy. The tile math comes from the engine; this file owns
+/// what every engine shares: loading tiles, walking the policy's kv-tile runs, masking partial
+/// tiles, the online softmax and writing results.
+
+#include <trimix/element.hpp>
+#include <trimix/engine_portable.hpp>
+#include <trimix/mask.hpp>
+#include <trimix/plan.hpp>
+#include <trimix/problem.hpp>
+#include <trimix/softmax.hpp>
+
+namespace trimix::impl {
+
+/// Raw pointers and strides of one call; everything a kernel reads besides the plan.
+template <class TQ, class TK, class TV, class TO>
+struct AttentionArgs {
+  const TQ* q = nullptr;
+  const TK* k = nullptr;
+  const TV* v = nullptr;
+  TO* o = nullptr;
+  float* lse = nullptr;  ///< nullptr when the caller wants no LSE
+  Problem problem;
+};
+
+/// fp32 tiles of one team, carved from its scratch memory.
+struct TeamTiles {
+  float *q, *o, *kt, *v, *s, *m, *l, *alpha;
+
+  static index_t floats(index_t rows, index_t dim, index_t kv_tile) {
+    return 2 * rows * dim + 2 * kv_tile * dim + rows * kv_tile + 3 * rows;
+  }
+  TRIMIX_FUNCTION static TeamTiles carve(float* base, index_t rows, index_t dim, index_t kv_tile) {
+    TeamTiles t;
+    t.q = base;
+    t.o = t.q + rows * dim;
+    t.kt = t.o + rows * dim;
+    t.v = t.kt + kv_tile * dim;
+    t.s = t.v + kv_tile * dim;
+    t.m = t.s + rows * kv_tile;
+    t.l = t.m + rows;
+    t.alpha = t.l + rows;
+    return t;
+  }
+};
+
+/// One team per work item. Rows of an item are (packed head hh, query row i) with
+/// r = hh * q_rows + i; every packed head shares the kv-head, so one K/V tile serves them all.
+template <class ExecSpace, class Mask, class TQ, class TK, class TV, class TO>
+struct AttentionKernel {
+  using Team = typename Kokkos::TeamPolicy<ExecSpace>::member_type;
+  using Engine = PortableEngine;
+  using Memory = typename ExecSpace::memory_space;
+
+  AttentionArgs<TQ, TK, TV, TO> args;
+  Mask mask;
+  TileGeometry geometry;
+  index_t heads_per_item, rows, dim;
+  Kokkos::View<const WorkItem*, Memory> items;
+  float* partial_o;    ///< [slot][rows][dim], normalised partial outputs of split items
+  float* partial_lse;  ///< [slot][rows], their natural-log LSE
+  int scratch_level;
+
+  static index_t scratch_bytes(index_t rows, index_t dim, index_t kv_tile) {
+    return TeamTiles::floats(rows, dim, kv_tile) * index_t(sizeof(float));
+  }
+
+  TRIMIX_FUNCTION void operator()(const Team& team) const {
+    const WorkItem item = items(team.league_rank());
+    const index_t kv_tile = geometry.kv_tile, q_rows = geometry.q_tile;
+    float* base = static_cast<float*>(team.team_scratch(scratch_level).get_shmem(
+        std::size_t(scratch_bytes(rows, dim, kv_tile))));
+    const TeamTiles t = TeamTiles::carve(base, rows, dim, kv_tile);
+    const Problem& p = args.problem;
+    const index_t first_q_head = item.kv_head * p.group_size() + item.head_block * heads_per_item;
+    const index_t first_row = index_t(item.q_tile) * q_rows;
+    const index_t valid_rows = geometry.q_rows(item.q_tile);
+    const float q_scale = p.scale * log2e;
+
+    // Q tile (pre-scaled into base 2), zero padding past seq_q; fresh softmax state.
+    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows * dim), [&](index_t e) {
+      const index_t r = e / dim, d = e - r * dim, i = r % q_rows;
+      float x = 0.0f;
+      if (i < valid_rows)
+        x = element_traits<TQ>::to_float(
+                args.q[p.q(item.batch, first_q_head + r / q_rows, first_row + i, d)]) * q_scale;
+      t.q[e] = x;
+      t.o[e] = 0.0f;
+    });
+    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
+      t.m[r] = minus_infinity;
+      t.l[r] = 0.0f;
+    });
+    team.team_barrier();
+
+    // Visit the q-tile's kv-tiles in run order, from the item's first to its last ordinal.
+    auto cursor = kv_runs(mask, geometry, item.q_tile);
+    KvRun run;
+    index_t ordinal = 0;
+    while (ordinal < item.tile_end && cursor.next(run)) {
+      const index_t length = run.end - run.begin;
+      const index_t skip = item.tile_begin > ordinal ? item.tile_begin - ordinal : 0;
+      const index_t stop = item.tile_end - ordinal < length ? item.tile_end - ordinal : length;
+      for (index_t u = run.begin + skip; u < run.begin + stop; ++u)
+        visit_tile(team, t, item, u, run.cls == TileClass::partial);
+      ordinal += length;
+    }
+    write_rows(team, t, item, first_q_head, first_row, valid_rows);
+  }
+
+  /// One kv-tile: S = Q K^T, mask (partial tiles only), online softmax, O = O * alpha + P V.
+  TRIMIX_FUNCTION void visit_tile(const Team& team, const TeamTiles& t, const WorkItem& item,
+                                  index_t u, bool partial) const {
+    const Problem& p = args.problem;
+    const index_t kv_tile = geometry.kv_tile, q_rows = geometry.q_tile;
+    const index_t first_key = geometry.first_key(u), keys = geometry.kv_keys(u);
+    // K transposed (dim-major, for the score micro-kernel), V row-major; zeros past seq_k.
+    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, kv_tile * dim), [&](index_t e) {
+      const index_t j = e / dim, d = e - j * dim;
+      float kx = 0.0f, vx = 0.0f;
+      if (j < keys) {
+        kx = element_traits<TK>::to_float(args.k[p.k(item.batch, item.kv_head, first_key + j, d)]);
+        vx = element_traits<TV>::to_float(args.v[p.v(item.batch, item.kv_head, first_key + j, d)]);
+      }
+      t.kt[d * kv_tile + j] = kx;
+      t.v[e] = vx;
+    });
+    team.team_barrier();
+    Engine::scores(team, t.q, t.kt, t.s, rows, dim, kv_tile);
+    team.team_barrier();
+    const index_t first_position = geometry.first_position(item.q_tile);
+    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
+      float* s = t.s + r * kv_tile;
+      const index_t i = r % q_rows;
+      if (partial) {
+        const index_t position = first_position + i;
+        for (index_t j = 0; j < keys; ++j)
+          if (!trimix::visible(mask, position, first_key + j, geometry.seq_k)) s[j] = minus_infinity;
+      }
+      update_row(s, keys, kv_tile, t.m[r], t.l[r], t.alpha[r]);
+    });
+    team.team_barrier();
+    Engine::accumulate(team, t.s, t.v, t.alpha, t.o, rows, dim, kv_tile, keys);
+    team.team_barrier();
+  }
+
+  /// Online softmax for one row of scores (base 2): turns s[0, kv_tile) into probabilities in
+  /// place; columns at or past `keys` (beyond seq_k) get probability 0.
+  TRIMIX_FUNCTION static void update_row(float* s, index_t keys, index_t kv_tile, float& m, float& l,
+                                         float& alpha) {
+    constexpr index_t lanes = Engine::lane_block;  // independent partial max / sum: vectorisable
+    for (index_t j = keys; j < kv_tile; ++j) s[j] = minus_infinity;
+    float lane_max[lanes], lane_sum[lanes];
+    for (index_t c = 0; c < lanes; ++c) lane_max[c] = minus_infinity, lane_sum[c] = 0.0f;
+    for (index_t j0 = 0; j0 < kv_tile; j0 += lanes)
+      for (index_t c = 0; c < lanes; ++c) lane_max[c] = lane_max[c] < s[j0 + c] ? s[j0 + c] : lane_max[c];
+    float tile_max = minus_infinity;
+    for (index_t c = 0; c < lanes; ++c) tile_max = tile_max < lane_max[c] ? lane_max[c] : tile_max;
+    const float m_new = m < tile_max ? tile_max : m;
+    const float shift = m_new == minus_infinity ? 0.0f : m_new;  // masked so far: p = 0, no NaN
+    for (index_t j0 = 0; j0 < kv_tile; j0 += lanes) {
+      for (index_t c = 0; c < lanes; ++c) {
+        const float e = exp2_nonpositive(s[j0 + c] - shift);
+        s[j0 + c] = e;
+        lane_sum[c] += e;
+      }
+    }
+    float tile_sum = 0.0f;
+    for (index_t c = 0; c < lanes; ++c) tile_sum += lane_sum[c];
+    alpha = rescale_factor(m, m_new);
+    l = l * alpha + tile_sum;
+    m = m_new;
+  }
+
+  /// o = acc / l (0 for rows that saw nothing) and lse, or the partial slot of a split item.
+  TRIMIX_FUNCTION void write_rows(const Team& team, const TeamTiles& t, const WorkItem& item,
+                                  index_t first_q_head, index_t first_row, index_t valid_rows) const {
+    const Problem& p = args.problem;
+    const index_t q_rows = geometry.q_tile;
+    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows * dim), [&](index_t e) {
+      const index_t r = e / dim, d = e - r * dim, i = r % q_rows;
+      if (i >= valid_rows) return;
+      const float l = t.l[r];
+      const float value = l > 0.0f ? t.o[e] / l : 0.0f;
+      if (item.split_slot >= 0)
+        partial_o[(index_t(item.split_slot) * rows + r) * dim + d] = value;
+      else
+        args.o[p.o(item.batch, first_q_head + r / q_rows, first_row + i, d)] =
+            element_traits<TO>::from_float(value);
+    });
+    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
+      const index_t i = r % q_rows;
+      if (i >= valid_rows) return;
+      const float lse = finish_lse(t.m[r], t.l[r]);
+      if (item.split_slot >= 0)
+        partial_lse[index_t(item.split_slot) * rows + r] = lse;
+      else if (args.lse)
+        args.lse[item.batch * p.lse_batch + (first_q_head + r / q_rows) * p.lse_head +
+                 (first_row + i) * p.lse_seq] = lse;
+    });
+  }
+};
+
+}  // namespace trimix::impl

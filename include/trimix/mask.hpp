@@ -1,0 +1,462 @@
+#pragma once
+/// \file mask.hpp
+/// Mask policies and the tile contract (DESIGN.md section 3).
+///
+/// A query row i of a (seq_q x seq_k) problem sits at absolute position p = seq_k - seq_q + i
+/// (bottom-right aligned); key j sits at position j. Every policy is defined on (p, j) and answers
+/// three questions, in device code and without allocation:
+///   1. classify(geometry, q_tile, kv_tile) -> empty | partial | full (conservative);
+///   2. runs(geometry, q_tile): the non-empty kv-tiles of a q-tile as ordered runs of contiguous
+///      tiles, each full or partial, at a cost proportional to the number of runs;
+///   3. visible(p, j, seq_k), asked only inside partial tiles.
+/// The algorithm reaches them through the free functions trimix::classify, trimix::kv_runs and
+/// trimix::visible, which also derive 1 and 2 for policies that describe each q-tile by a KeySpan.
+
+#include <trimix/config.hpp>
+
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace trimix {
+
+/// How much of a (q-tile, kv-tile) block a mask leaves visible. Ordered: empty < partial < full.
+enum class TileClass : int { empty = 0, partial = 1, full = 2 };
+
+/// A run of contiguous kv-tiles [begin, end) of one class (never empty).
+struct KvRun {
+  index_t begin = 0;
+  index_t end = 0;
+  TileClass cls = TileClass::empty;
+};
+
+/// How a (seq_q x seq_k) problem is cut into q-tiles of `q_tile` rows and kv-tiles of `kv_tile`
+/// keys. The last tile of each dimension may be short.
+struct TileGeometry {
+  index_t seq_q = 0;
+  index_t seq_k = 0;
+  index_t q_tile = 1;
+  index_t kv_tile = 1;
+
+  TRIMIX_FUNCTION index_t position_offset() const { return seq_k - seq_q; }
+  TRIMIX_FUNCTION index_t q_tiles() const { return (seq_q + q_tile - 1) / q_tile; }
+  TRIMIX_FUNCTION index_t kv_tiles() const { return (seq_k + kv_tile - 1) / kv_tile; }
+  TRIMIX_FUNCTION index_t q_rows(index_t qt) const {
+    const index_t end = (qt + 1) * q_tile;
+    return (end < seq_q ? end : seq_q) - qt * q_tile;
+  }
+  TRIMIX_FUNCTION index_t kv_keys(index_t u) const {
+    const index_t end = (u + 1) * kv_tile;
+    return (end < seq_k ? end : seq_k) - u * kv_tile;
+  }
+  /// Absolute position of the first / last query row of q-tile `qt`.
+  TRIMIX_FUNCTION index_t first_position(index_t qt) const {
+    return position_offset() + qt * q_tile;
+  }
+  TRIMIX_FUNCTION index_t last_position(index_t qt) const {
+    return first_position(qt) + q_rows(qt) - 1;
+  }
+  TRIMIX_FUNCTION index_t first_key(index_t u) const { return u * kv_tile; }
+  TRIMIX_FUNCTION index_t last_key(index_t u) const { return first_key(u) + kv_keys(u) - 1; }
+};
+
+/// The keys a q-tile (positions first..last) can see, as two inclusive intervals: `any` holds every
+/// key visible to at least one row, `all` the keys visible to every row (all is inside any). An
+/// interval with first > last is empty. Policies whose visible keys per q-tile have this shape
+/// (bands, prefixes, row ranges) need only provide `KeySpan key_span(first, last, seq_k)`.
+struct KeySpan {
+  index_t any_first = 0;
+  index_t any_last = -1;
+  index_t all_first = 0;
+  index_t all_last = -1;
+};
+
+namespace impl {
+
+/// Large enough for "unbounded" offsets, small enough that p +- it never overflows.
+constexpr index_t unbounded = index_t(1) << 60;
+
+TRIMIX_FUNCTION constexpr index_t max_index(index_t a, index_t b) { return a < b ? b : a; }
+TRIMIX_FUNCTION constexpr index_t min_index(index_t a, index_t b) { return a < b ? a : b; }
+TRIMIX_FUNCTION constexpr TileClass max_class(TileClass a, TileClass b) { return a < b ? b : a; }
+TRIMIX_FUNCTION constexpr TileClass min_class(TileClass a, TileClass b) { return a < b ? a : b; }
+
+/// Clamps both intervals of a span to the keys that exist, [0, seq_k - 1].
+TRIMIX_FUNCTION KeySpan clamp_span(KeySpan s, index_t seq_k) {
+  s.any_first = max_index(s.any_first, 0);
+  s.any_last = min_index(s.any_last, seq_k - 1);
+  s.all_first = max_index(s.all_first, 0);
+  s.all_last = min_index(s.all_last, seq_k - 1);
+  if (s.any_first > s.any_last) s.all_first = 0, s.all_last = -1;
+  return s;
+}
+
+TRIMIX_FUNCTION KeySpan empty_span() { return KeySpan{0, -1, 0, -1}; }
+TRIMIX_FUNCTION KeySpan every_key_span(index_t seq_k) { return KeySpan{0, seq_k - 1, 0, seq_k - 1}; }
+
+/// Class of keys [j0, j1] under a span: exact whenever the span is.
+TRIMIX_FUNCTION TileClass classify_keys(const KeySpan& s, index_t j0, index_t j1) {
+  if (j1 < s.any_first || j0 > s.any_last) return TileClass::empty;
+  if (j0 >= s.all_first && j1 <= s.all_last) return TileClass::full;
+  return TileClass::partial;
+}
+
+/// The (at most three) runs a KeySpan makes: partial, full, partial.
+class SpanRuns {
+ public:
+  TRIMIX_FUNCTION SpanRuns(const TileGeometry& g, const KeySpan& s) {
+    if (s.any_first > s.any_last) return;
+    const index_t first = s.any_first / g.kv_tile;       // first non-empty tile
+    const index_t end = s.any_last / g.kv_tile + 1;      // one past the last non-empty tile
+    // Full tiles: first_key(u) >= all_first and last_key(u) <= all_last.
+    index_t full_first = (max_index(s.all_first, 0) + g.kv_tile - 1) / g.kv_tile;
+    index_t full_end = s.all_last == g.seq_k - 1 ? g.kv_tiles() : (s.all_last + 1) / g.kv_tile;
+    if (s.all_first > s.all_last || full_first >= full_end) full_first = full_end = end;
+    push(first, full_first, TileClass::partial);
+    push(full_first, full_end, TileClass::full);
+    push(full_end, end, TileClass::partial);
+  }
+  TRIMIX_FUNCTION bool next(KvRun& run) {
+    if (m_next == m_count) return false;
+    run = m_runs[m_next++];
+    return true;
+  }
+
+ private:
+  TRIMIX_FUNCTION void push(index_t begin, index_t end, TileClass cls) {
+    if (begin < end) m_runs[m_count++] = KvRun{begin, end, cls};
+  }
+  KvRun m_runs[3];
+  int m_count = 0;
+  int m_next = 0;
+};
+
+/// Merges two ordered run lists tile by tile with `Combine` (max for union, min for intersection),
+/// dropping empty stretches and coalescing neighbours of equal class. O(runs of a + runs of b).
+template <class CursorA, class CursorB, TileClass (*Combine)(TileClass, TileClass)>
+class MergedRuns {
+ public:
+  TRIMIX_FUNCTION MergedRuns(const CursorA& a, const CursorB& b) : m_a(a), m_b(b) {
+    m_has_a = m_a.next(m_run_a);
+    m_has_b = m_b.next(m_run_b);
+  }
+  TRIMIX_FUNCTION bool next(KvRun& run) {
+    if (!m_has_pending && !(m_has_pending = next_segment(m_pending))) return false;
+    run = m_pending;
+    m_has_pending = false;
+    KvRun seg;
+    while (next_segment(seg)) {
+      if (seg.begin == run.end && seg.cls == run.cls) {
+        run.end = seg.end;
+      } else {
+        m_pending = seg;
+        m_has_pending = true;
+        break;
+      }
+    }
+    return true;
+  }
+
+ private:
+  /// Next maximal stretch on which both inputs keep one class, with a non-empty combination.
+  TRIMIX_FUNCTION bool next_segment(KvRun& seg) {
+    for (;;) {
+      while (m_has_a && m_run_a.end <= m_x) m_has_a = m_a.next(m_run_a);
+      while (m_has_b && m_run_b.end <= m_x) m_has_b = m_b.next(m_run_b);
+      if (!m_has_a && !m_has_b) return false;
+      const bool in_a = m_has_a && m_run_a.begin <= m_x;
+      const bool in_b = m_has_b && m_run_b.begin <= m_x;
+      if (!in_a && !in_b) {  // jump over tiles neither input visits
+        m_x = min_index(m_has_a ? m_run_a.begin : unbounded, m_has_b ? m_run_b.begin : unbounded);
+        continue;
+      }
+      index_t stop = unbounded;
+      if (m_has_a) stop = min_index(stop, in_a ? m_run_a.end : m_run_a.begin);
+      if (m_has_b) stop = min_index(stop, in_b ? m_run_b.end : m_run_b.begin);
+      const TileClass cls = Combine(in_a ? m_run_a.cls : TileClass::empty,
+                                    in_b ? m_run_b.cls : TileClass::empty);
+      const index_t start = m_x;
+      m_x = stop;
+      if (cls == TileClass::empty) continue;
+      seg = KvRun{start, stop, cls};
+      return true;
+    }
+  }
+
+  CursorA m_a;
+  CursorB m_b;
+  KvRun m_run_a, m_run_b, m_pending;
+  bool m_has_a = false, m_has_b = false, m_has_pending = false;
+  index_t m_x = 0;
+};
+
+// ---- detection of the contract's members --------------------------------------------------
+
+template <class P, class = void>
+struct has_visible : std::false_type {};
+template <class P>
+struct has_visible<P, std::enable_if_t<std::is_convertible_v<
+                          decltype(std::declval<const P&>().visible(index_t{}, index_t{}, index_t{})),
+                          bool>>> : std::true_type {};
+
+template <class P, class = void>
+struct has_key_span : std::false_type {};
+template <class P>
+struct has_key_span<P, std::enable_if_t<std::is_same_v<
+                           decltype(std::declval<const P&>().key_span(index_t{}, index_t{}, index_t{})),
+                           KeySpan>>> : std::true_type {};
+
+template <class P, class = void>
+struct has_classify : std::false_type {};
+template <class P>
+struct has_classify<P, std::enable_if_t<std::is_same_v<
+                           decltype(std::declval<const P&>().classify(
+                               std::declval<const TileGeometry&>(), index_t{}, index_t{})),
+                           TileClass>>> : std::true_type {};
+
+template <class Cursor, class = void>
+struct is_run_cursor : std::false_type {};
+template <class Cursor>
+struct is_run_cursor<Cursor, std::enable_if_t<std::is_same_v<
+                                 decltype(std::declval<Cursor&>().next(std::declval<KvRun&>())),
+                                 bool>>> : std::true_type {};
+
+template <class P, class = void>
+struct has_runs : std::false_type {};
+template <class P>
+struct has_runs<P, std::enable_if_t<is_run_cursor<decltype(std::declval<const P&>().runs(
+                       std::declval<const TileGeometry&>(), index_t{}))>::value>> : std::true_type {};
+
+template <class P, class = void>
+struct has_name : std::false_type {};
+template <class P>
+struct has_name<P, std::void_t<decltype(std::string(std::declval<const P&>().name()))>>
+    : std::true_type {};
+
+}  // namespace impl
+
+/// True for types that satisfy the tile contract: `visible`, and either `key_span` or both
+/// `classify` and `runs`. Policies must also be trivially copyable (they are copied to devices).
+template <class P>
+inline constexpr bool is_mask_policy_v =
+    impl::has_visible<P>::value && std::is_trivially_copyable_v<P> &&
+    (impl::has_key_span<P>::value || (impl::has_classify<P>::value && impl::has_runs<P>::value));
+
+/// Compile-time check with a message that says which part of the contract is missing.
+template <class P>
+constexpr bool check_mask_policy() {
+  static_assert(impl::has_visible<P>::value,
+                "trimix mask policy: missing `bool visible(index_t position, index_t key, "
+                "index_t seq_k) const`");
+  static_assert(impl::has_key_span<P>::value || impl::has_classify<P>::value,
+                "trimix mask policy: missing `TileClass classify(const TileGeometry&, index_t "
+                "q_tile, index_t kv_tile) const` (or `KeySpan key_span(index_t first_position, "
+                "index_t last_position, index_t seq_k) const`)");
+  static_assert(impl::has_key_span<P>::value || impl::has_runs<P>::value,
+                "trimix mask policy: missing `runs(const TileGeometry&, index_t q_tile) const` "
+                "returning a cursor with `bool next(KvRun&)` (or `KeySpan key_span(...)`)");
+  static_assert(std::is_trivially_copyable_v<P>,
+                "trimix mask policy: must be trivially copyable (it is copied to the device)");
+  return true;
+}
+
+// ---- the contract, as the algorithm asks it -----------------------------------------------
+
+/// Class of the block (q-tile `qt`, kv-tile `u`).
+template <class P>
+TRIMIX_FUNCTION TileClass classify(const P& policy, const TileGeometry& g, index_t qt, index_t u) {
+  if constexpr (impl::has_classify<P>::value) {
+    return policy.classify(g, qt, u);
+  } else {
+    const KeySpan s = impl::clamp_span(policy.key_span(g.first_position(qt), g.last_position(qt), g.seq_k), g.seq_k);
+    return impl::classify_keys(s, g.first_key(u), g.last_key(u));
+  }
+}
+
+/// Cursor over the ordered non-empty kv-tile runs of q-tile `qt`: `KvRun r; while (c.next(r))`.
+template <class P>
+TRIMIX_FUNCTION auto kv_runs(const P& policy, const TileGeometry& g, index_t qt) {
+  if constexpr (impl::has_runs<P>::value) {
+    return policy.runs(g, qt);
+  } else {
+    return impl::SpanRuns(g, impl::clamp_span(policy.key_span(g.first_position(qt), g.last_position(qt), g.seq_k), g.seq_k));
+  }
+}
+
+/// Whether query position `p` sees key `j` in a sequence of `seq_k` keys.
+template <class P>
+TRIMIX_FUNCTION bool visible(const P& policy, index_t p, index_t j, index_t seq_k) {
+  return policy.visible(p, j, seq_k);
+}
+
+/// Short name used in kernel labels ("trimix::attention[triangle]"); "custom" if none is given.
+template <class P>
+std::string mask_name(const P& policy) {
+  if constexpr (impl::has_name<P>::value) return std::string(policy.name());
+  else return "custom";
+}
+
+// ---- built-in policies --------------------------------------------------------------------
+
+namespace impl {
+/// Keys j with lo <= p - j <= hi: the shape of Full, Causal and Window.
+TRIMIX_FUNCTION KeySpan band_span(index_t lo, index_t hi, index_t first, index_t last) {
+  if (lo > hi) return empty_span();
+  return KeySpan{first - hi, last - lo, last - hi, first - lo};
+}
+}  // namespace impl
+
+/// Every key is visible.
+struct Full {
+  TRIMIX_FUNCTION bool visible(index_t, index_t, index_t) const { return true; }
+  TRIMIX_FUNCTION KeySpan key_span(index_t, index_t, index_t seq_k) const {
+    return impl::every_key_span(seq_k);
+  }
+  const char* name() const { return "full"; }
+};
+
+/// Keys at or before the query's position: j <= p.
+struct Causal {
+  TRIMIX_FUNCTION bool visible(index_t p, index_t j, index_t) const { return j <= p; }
+  TRIMIX_FUNCTION KeySpan key_span(index_t first, index_t last, index_t) const {
+    return impl::band_span(0, impl::unbounded, first, last);
+  }
+  const char* name() const { return "causal"; }
+};
+
+/// Sliding window of `size` keys ending at the query itself: 0 <= p - j < size.
+struct Window {
+  index_t size = 512;
+  constexpr Window() = default;
+  constexpr explicit Window(index_t size_) : size(size_) {}
+  TRIMIX_FUNCTION bool visible(index_t p, index_t j, index_t) const {
+    return j <= p && p - j < size;
+  }
+  TRIMIX_FUNCTION KeySpan key_span(index_t first, index_t last, index_t) const {
+    return impl::band_span(0, size - 1, first, last);
+  }
+  const char* name() const { return "window"; }
+};
+
+/// The first `count` keys (attention sinks): j < count.
+struct Sink {
+  index_t count = 8;
+  constexpr Sink() = default;
+  constexpr explicit Sink(index_t count_) : count(count_) {}
+  TRIMIX_FUNCTION bool visible(index_t, index_t j, index_t) const { return j < count; }
+  TRIMIX_FUNCTION KeySpan key_span(index_t, index_t, index_t) const {
+    return KeySpan{0, count - 1, 0, count - 1};
+  }
+  const char* name() const { return "sink"; }
+};
+
+/// The last `count` rows of the whole sequence see every key: p >= seq_k - count.
+struct LastRows {
+  index_t count = 128;
+  constexpr LastRows() = default;
+  constexpr explicit LastRows(index_t count_) : count(count_) {}
+  TRIMIX_FUNCTION bool visible(index_t p, index_t, index_t seq_k) const {
+    return p >= seq_k - count;
+  }
+  TRIMIX_FUNCTION KeySpan key_span(index_t first, index_t last, index_t seq_k) const {
+    const index_t threshold = seq_k - count;
+    if (first >= threshold) return impl::every_key_span(seq_k);
+    if (last >= threshold) return KeySpan{0, seq_k - 1, 0, -1};
+    return impl::empty_span();
+  }
+  const char* name() const { return "last_rows"; }
+};
+
+/// Union: visible where either policy is. Build with `a | b`.
+template <class A, class B>
+struct Union {
+  static_assert(check_mask_policy<A>() && check_mask_policy<B>());
+  A a;
+  B b;
+  TRIMIX_FUNCTION bool visible(index_t p, index_t j, index_t seq_k) const {
+    return trimix::visible(a, p, j, seq_k) || trimix::visible(b, p, j, seq_k);
+  }
+  TRIMIX_FUNCTION TileClass classify(const TileGeometry& g, index_t qt, index_t u) const {
+    return impl::max_class(trimix::classify(a, g, qt, u), trimix::classify(b, g, qt, u));
+  }
+  TRIMIX_FUNCTION auto runs(const TileGeometry& g, index_t qt) const {
+    using CA = decltype(kv_runs(a, g, qt));
+    using CB = decltype(kv_runs(b, g, qt));
+    return impl::MergedRuns<CA, CB, impl::max_class>(kv_runs(a, g, qt), kv_runs(b, g, qt));
+  }
+  std::string name() const { return "(" + mask_name(a) + "|" + mask_name(b) + ")"; }
+};
+
+/// Intersection: visible where both policies are. Build with `a & b`.
+template <class A, class B>
+struct Intersection {
+  static_assert(check_mask_policy<A>() && check_mask_policy<B>());
+  A a;
+  B b;
+  TRIMIX_FUNCTION bool visible(index_t p, index_t j, index_t seq_k) const {
+    return trimix::visible(a, p, j, seq_k) && trimix::visible(b, p, j, seq_k);
+  }
+  TRIMIX_FUNCTION TileClass classify(const TileGeometry& g, index_t qt, index_t u) const {
+    return impl::min_class(trimix::classify(a, g, qt, u), trimix::classify(b, g, qt, u));
+  }
+  TRIMIX_FUNCTION auto runs(const TileGeometry& g, index_t qt) const {
+    using CA = decltype(kv_runs(a, g, qt));
+    using CB = decltype(kv_runs(b, g, qt));
+    return impl::MergedRuns<CA, CB, impl::min_class>(kv_runs(a, g, qt), kv_runs(b, g, qt));
+  }
+  std::string name() const { return "(" + mask_name(a) + "&" + mask_name(b) + ")"; }
+};
+
+template <class A, class B, class = std::enable_if_t<is_mask_policy_v<A> && is_mask_policy_v<B>>>
+constexpr Union<A, B> operator|(const A& a, const B& b) {
+  return Union<A, B>{a, b};
+}
+template <class A, class B, class = std::enable_if_t<is_mask_policy_v<A> && is_mask_policy_v<B>>>
+constexpr Intersection<A, B> operator&(const A& a, const B& b) {
+  return Intersection<A, B>{a, b};
+}
+
+/// Policies defined as a composition of others: `composed()` returns the expression, everything
+/// else forwards to it (so the composite gets the merged runs and a name of its own).
+template <class Derived>
+struct ComposedPolicy {
+  TRIMIX_FUNCTION bool visible(index_t p, index_t j, index_t seq_k) const {
+    return trimix::visible(self().composed(), p, j, seq_k);
+  }
+  TRIMIX_FUNCTION TileClass classify(const TileGeometry& g, index_t qt, index_t u) const {
+    return trimix::classify(self().composed(), g, qt, u);
+  }
+  TRIMIX_FUNCTION auto runs(const TileGeometry& g, index_t qt) const {
+    return kv_runs(self().composed(), g, qt);
+  }
+
+ private:
+  TRIMIX_FUNCTION const Derived& self() const { return static_cast<const Derived&>(*this); }
+};
+
+/// A-shape / StreamingLLM: Causal and (Sink{sink} or Window{window}).
+struct Streaming : ComposedPolicy<Streaming> {
+  index_t sink = 8;
+  index_t window = 512;
+  constexpr Streaming() = default;
+  constexpr Streaming(index_t sink_, index_t window_) : sink(sink_), window(window_) {}
+  TRIMIX_FUNCTION auto composed() const { return Causal{} & (Sink{sink} | Window{window}); }
+  const char* name() const { return "streaming"; }
+};
+
+/// TriangleMix's static pattern: Causal and (Sink{sink} or Window{window} or LastRows{last_rows}).
+/// Defaults are MInference's tri_mix values (n_init 8, n_local 512, n_last 128).
+struct Triangle : ComposedPolicy<Triangle> {
+  index_t sink = 8;
+  index_t window = 512;
+  index_t last_rows = 128;
+  constexpr Triangle() = default;
+  constexpr Triangle(index_t sink_, index_t window_, index_t last_rows_)
+      : sink(sink_), window(window_), last_rows(last_rows_) {}
+  TRIMIX_FUNCTION auto composed() const {
+    return Causal{} & (Sink{sink} | Window{window} | LastRows{last_rows});
+  }
+  const char* name() const { return "triangle"; }
+};
+
+}  // namespace trimix

@@ -1,0 +1,180 @@
+#pragma once
+/// \file plan.hpp
+/// Which work items exist and how long rows are split (DESIGN.md section 4).
+///
+/// A work item is (batch, kv-head, head block, q-tile, [tile_begin, tile_end)): the query heads of
+/// one head block share a kv-head (GQA packing: each K/V tile is loaded once for all of them),
+/// and [tile_begin, tile_end) counts the q-tile's visited kv-tiles in run order. Q-tiles that visit
+/// far more tiles than the mean (Triangle's last rows) are cut into several items ("splits") whose
+/// partial results the combine pass merges by LSE. Items are ordered longest first so that dynamic
+/// scheduling ends with the short ones. Everything here is O(number of tiles): no N x N data.
+
+#include <trimix/mask.hpp>
+#include <trimix/problem.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace trimix {
+
+/// The tile shape an engine works in: `q_rows` query positions per q-tile, `kv_tile` keys per
+/// kv-tile, and up to `max_heads_per_item` query heads of one GQA group packed into one item.
+struct TileShape {
+  index_t q_rows = 64;
+  index_t kv_tile = 64;
+  index_t max_heads_per_item = 8;
+};
+
+/// One unit of work for a team.
+struct WorkItem {
+  std::int32_t batch = 0, kv_head = 0, head_block = 0, q_tile = 0;
+  std::int32_t tile_begin = 0, tile_end = 0;  ///< range of visited kv-tiles, in run order
+  std::int32_t split_slot = -1;               ///< -1: writes o directly; else partial slot
+};
+
+/// A q-tile (of one batch, kv-head and head block) whose tiles were split over `splits` items
+/// writing partial slots first_slot .. first_slot + splits - 1.
+struct SplitGroup {
+  std::int32_t batch = 0, kv_head = 0, head_block = 0, q_tile = 0;
+  std::int32_t first_slot = 0, splits = 0;
+};
+
+/// The work list of one problem shape and mask, reusable across calls with the same shapes.
+template <class MemorySpace>
+struct Plan {
+  TileGeometry geometry;
+  index_t batch = 0, q_heads = 0, kv_heads = 0;
+  index_t heads_per_item = 1;       ///< query heads packed per item (divides the group size)
+  index_t rows_per_item = 0;        ///< heads_per_item * q_rows
+  index_t visited_tiles = 0;        ///< kv-tiles visited per (batch, query head), summed over q-tiles
+  index_t longest_q_tile = 0;       ///< most kv-tiles visited by one q-tile
+  index_t max_tiles_per_item = 0;   ///< the split length in effect
+  index_t split_slots = 0;          ///< partial results the combine pass merges
+  Kokkos::View<WorkItem*, MemorySpace> items;
+  Kokkos::View<SplitGroup*, MemorySpace> groups;
+
+  index_t item_count() const { return index_t(items.extent(0)); }
+  index_t group_count() const { return index_t(groups.extent(0)); }
+};
+
+namespace impl {
+
+/// Number of kv-tiles that q-tile `qt` visits, from its runs: O(runs).
+template <class Mask>
+index_t visited_tiles(const Mask& mask, const TileGeometry& g, index_t qt) {
+  auto cursor = kv_runs(mask, g, qt);
+  KvRun run;
+  index_t count = 0;
+  while (cursor.next(run)) count += run.end - run.begin;
+  return count;
+}
+
+/// Largest divisor of `group` that is at most `cap` (heads packed per item).
+inline index_t heads_per_item(index_t group, index_t cap) {
+  for (index_t h = std::min(group, cap); h > 1; --h)
+    if (group % h == 0) return h;
+  return 1;
+}
+
+/// Shortest split: below this a split costs more in combine traffic than it saves.
+constexpr index_t min_tiles_per_split = 8;
+
+}  // namespace impl
+
+/// Builds the plan of a problem on the host and copies it to `exec`'s memory space.
+template <class ExecSpace, class Mask>
+Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const impl::Problem& problem,
+                                                 const Mask& mask, const TileShape& shape,
+                                                 const AttentionOptions& options) {
+  static_assert(check_mask_policy<Mask>());
+  TRIMIX_REQUIRE("make_plan", shape.q_rows > 0 && shape.kv_tile > 0 && shape.max_heads_per_item > 0,
+                 "tile shape must be positive, got q_rows ", shape.q_rows, ", kv_tile ", shape.kv_tile,
+                 ", max_heads_per_item ", shape.max_heads_per_item);
+  TRIMIX_REQUIRE("make_plan", options.max_tiles_per_item >= 0,
+                 "options.max_tiles_per_item must be >= 0, got ", options.max_tiles_per_item);
+  using Memory = typename ExecSpace::memory_space;
+  Plan<Memory> plan;
+  plan.geometry = TileGeometry{problem.seq_q, problem.seq_k, shape.q_rows, shape.kv_tile};
+  plan.batch = problem.batch;
+  plan.q_heads = problem.q_heads;
+  plan.kv_heads = problem.kv_heads;
+  const index_t group = problem.kv_heads ? problem.group_size() : 1;
+  plan.heads_per_item = impl::heads_per_item(group, shape.max_heads_per_item);
+  plan.rows_per_item = plan.heads_per_item * shape.q_rows;
+  const index_t head_blocks = group / plan.heads_per_item;
+  const TileGeometry& g = plan.geometry;
+  const index_t q_tiles = g.q_tiles();
+
+  std::vector<index_t> count(static_cast<std::size_t>(q_tiles));
+  for (index_t qt = 0; qt < q_tiles; ++qt) {
+    count[std::size_t(qt)] = impl::visited_tiles(mask, g, qt);
+    plan.visited_tiles += count[std::size_t(qt)];
+    plan.longest_q_tile = std::max(plan.longest_q_tile, count[std::size_t(qt)]);
+  }
+  const index_t mean = q_tiles ? (plan.visited_tiles + q_tiles - 1) / q_tiles : 0;
+  index_t chunk = options.max_tiles_per_item > 0
+                      ? options.max_tiles_per_item
+                      : std::max(impl::min_tiles_per_split, 2 * mean);
+  if (options.split_kv == SplitKv::never) chunk = std::max<index_t>(plan.longest_q_tile, 1);
+  plan.max_tiles_per_item = chunk;
+
+  // Per q-tile chunks, longest first; then one item per (chunk, batch, kv-head, head block).
+  struct Chunk {
+    index_t q_tile, begin, end, split, splits;
+  };
+  std::vector<Chunk> chunks;
+  index_t split_q_tiles = 0, slots_per_head_block = 0;
+  std::vector<index_t> first_slot(static_cast<std::size_t>(q_tiles), -1);
+  for (index_t qt = 0; qt < q_tiles; ++qt) {
+    const index_t c = count[std::size_t(qt)];
+    const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
+    if (splits > 1) {
+      first_slot[std::size_t(qt)] = slots_per_head_block;
+      slots_per_head_block += splits;
+      ++split_q_tiles;
+    }
+    for (index_t s = 0; s < splits; ++s)
+      chunks.push_back(Chunk{qt, s * c / splits, (s + 1) * c / splits, s, splits});
+  }
+  std::stable_sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) {
+    return a.end - a.begin > b.end - b.begin;
+  });
+
+  const index_t units = problem.batch * problem.kv_heads * head_blocks;
+  plan.split_slots = units * slots_per_head_block;
+  auto items = Kokkos::View<WorkItem*, Kokkos::HostSpace>("trimix::plan::items",
+                                                          std::size_t(units) * chunks.size());
+  auto groups = Kokkos::View<SplitGroup*, Kokkos::HostSpace>("trimix::plan::groups",
+                                                             std::size_t(units * split_q_tiles));
+  std::size_t n_items = 0, n_groups = 0;
+  for (const Chunk& ch : chunks) {
+    for (index_t unit = 0; unit < units; ++unit) {
+      WorkItem w;
+      w.batch = std::int32_t(unit / (problem.kv_heads * head_blocks));
+      w.kv_head = std::int32_t(unit / head_blocks % problem.kv_heads);
+      w.head_block = std::int32_t(unit % head_blocks);
+      w.q_tile = std::int32_t(ch.q_tile);
+      w.tile_begin = std::int32_t(ch.begin);
+      w.tile_end = std::int32_t(ch.end);
+      if (ch.splits > 1) {
+        const index_t base = unit * slots_per_head_block + first_slot[std::size_t(ch.q_tile)];
+        w.split_slot = std::int32_t(base + ch.split);
+        if (ch.split == 0)
+          groups(n_groups++) = SplitGroup{w.batch, w.kv_head, w.head_block, w.q_tile,
+                                          std::int32_t(base), std::int32_t(ch.splits)};
+      }
+      items(n_items++) = w;
+    }
+  }
+  plan.items = Kokkos::View<WorkItem*, Memory>(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::items"), n_items);
+  plan.groups = Kokkos::View<SplitGroup*, Memory>(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::groups"), n_groups);
+  Kokkos::deep_copy(exec, plan.items, items);
+  Kokkos::deep_copy(exec, plan.groups, groups);
+  exec.fence();  // the host staging views die here
+  return plan;
+}
+
+}  // namespace trimix

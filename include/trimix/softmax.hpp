@@ -1,0 +1,73 @@
+#pragma once
+/// \file softmax.hpp
+/// The arithmetic of the online softmax, shared by every tile engine and the combine pass.
+///
+/// Scores are kept in base 2: q is pre-scaled by scale * log2(e), so exp(scale * q.k - m) becomes
+/// exp2(s - m) and one multiply per score disappears. A row's state is (m, l, acc): running max,
+/// running sum of exp2(s - m) and unnormalised output. Edge cases, where they arise:
+///   - a row that has seen only masked keys keeps m = -inf, l = 0, acc = 0; it must not compute
+///     exp2(-inf - -inf) = NaN, so the rescale factor of such a row is defined as 1 (nothing to
+///     rescale) and its probabilities as 0;
+///   - finishing a row with l = 0 gives o = 0 and lse = -inf (never 0/0);
+///   - LSE leaves in natural log: lse = (m + log2 l) * ln 2.
+
+#include <trimix/config.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace trimix::impl {
+
+constexpr float log2e = 1.4426950408889634f;
+constexpr float ln2 = 0.6931471805599453f;
+constexpr float minus_infinity = -std::numeric_limits<float>::infinity();
+
+/// Bit-exact reinterpretation that also works in device code (no memcpy on the device path).
+TRIMIX_FORCEINLINE float float_from_int_bits(std::int32_t bits) {
+  union {
+    std::int32_t i;
+    float f;
+  } u{bits};
+  return u.f;
+}
+TRIMIX_FORCEINLINE std::int32_t int_bits_from_float(float x) {
+  union {
+    float f;
+    std::int32_t i;
+  } u{x};
+  return u.i;
+}
+
+/// 2^x for x <= 0 in fp32, relative error about 1e-7, and 0 for x < -126 (including -inf).
+/// Branch-free so that compilers vectorise it on CPUs, where libm's exp2f would be a call per
+/// score and cost as much as the two matrix products together.
+TRIMIX_FORCEINLINE float exp2_nonpositive(float x) {
+  const float clamped = x < -126.0f ? -126.0f : x;
+  const float truncated = float(std::int32_t(clamped));         // rounds toward zero
+  const float whole = truncated > clamped ? truncated - 1.0f : truncated;  // floor
+  const float f = clamped - whole;                               // in [0, 1)
+  // Least-squares fit of 2^f on [0, 1) in relative error (degree 6): 1.9e-9 in exact
+  // arithmetic, 1.0e-7 evaluated in fp32.
+  float poly = 2.169060899e-4f;
+  poly = poly * f + 1.244308194e-3f;
+  poly = poly * f + 9.678472765e-3f;
+  poly = poly * f + 5.548352376e-2f;
+  poly = poly * f + 2.402298003e-1f;
+  poly = poly * f + 6.931470037e-1f;
+  poly = poly * f + 1.0f;
+  const float scaled = float_from_int_bits(int_bits_from_float(poly) + (std::int32_t(whole) << 23));
+  return x < -126.0f ? 0.0f : scaled;
+}
+
+/// Factor that rescales a row's sum and output when its running max moves from m_old to m_new.
+TRIMIX_FORCEINLINE float rescale_factor(float m_old, float m_new) {
+  return m_new == minus_infinity ? 1.0f : exp2_nonpositive(m_old - m_new);
+}
+
+/// Natural-log LSE of a finished row (base-2 state), -inf for a row that saw nothing.
+TRIMIX_FORCEINLINE float finish_lse(float m, float l) {
+  return l > 0.0f ? (m + std::log2(l)) * ln2 : minus_infinity;
+}
+
+}  // namespace trimix::impl

@@ -1,0 +1,280 @@
+// The tile contract of every mask policy against brute force (DESIGN.md section 3).
+#include "test_config.hpp"
+
+#include <trimix/mask.hpp>
+
+#include <catch2/catch_template_test_macros.hpp>
+#include <catch2/catch_test_macros.hpp>
+
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+using trimix::index_t;
+using trimix::KvRun;
+using trimix::TileClass;
+using trimix::TileGeometry;
+
+namespace {
+
+/// A policy defined only by the long form of the contract (classify + runs + visible), to prove
+/// the extension point: every `stride`-th kv-tile is visible in full, nothing else.
+struct EveryNthTile {
+  index_t tile = 16;
+  index_t stride = 3;
+  TRIMIX_FUNCTION bool visible(index_t, index_t j, index_t) const {
+    return (j / tile) % stride == 0;
+  }
+  TRIMIX_FUNCTION TileClass classify(const TileGeometry& g, index_t, index_t u) const {
+    // Exact when the geometry's kv tile equals ours, conservative otherwise.
+    if (g.kv_tile != tile) return TileClass::partial;
+    return u % stride == 0 ? TileClass::full : TileClass::empty;
+  }
+  struct Cursor {
+    index_t next_tile, end, stride;
+    bool partial;
+    TRIMIX_FUNCTION bool next(KvRun& r) {
+      if (next_tile >= end) return false;
+      if (partial) {
+        r = KvRun{0, end, TileClass::partial};
+        next_tile = end;
+        return true;
+      }
+      r = KvRun{next_tile, next_tile + 1, TileClass::full};
+      next_tile += stride;
+      return true;
+    }
+  };
+  TRIMIX_FUNCTION Cursor runs(const TileGeometry& g, index_t) const {
+    return Cursor{0, g.kv_tiles(), stride, g.kv_tile != tile};
+  }
+  const char* name() const { return "every_nth_tile"; }
+};
+static_assert(trimix::is_mask_policy_v<EveryNthTile>);
+static_assert(trimix::is_mask_policy_v<trimix::Triangle>);
+static_assert(!trimix::is_mask_policy_v<int>);
+
+/// Exact class of a block from visible() on every pair.
+template <class P>
+TileClass brute_class(const P& p, const TileGeometry& g, index_t qt, index_t u) {
+  index_t seen = 0, total = 0;
+  for (index_t pos = g.first_position(qt); pos <= g.last_position(qt); ++pos)
+    for (index_t j = g.first_key(u); j <= g.last_key(u); ++j, ++total)
+      seen += trimix::visible(p, pos, j, g.seq_k) ? 1 : 0;
+  return seen == 0 ? TileClass::empty : seen == total ? TileClass::full : TileClass::partial;
+}
+
+template <class P>
+std::vector<KvRun> collect_runs(const P& p, const TileGeometry& g, index_t qt) {
+  std::vector<KvRun> runs;
+  auto cursor = trimix::kv_runs(p, g, qt);
+  KvRun r;
+  while (cursor.next(r)) {
+    runs.push_back(r);
+    REQUIRE(runs.size() <= std::size_t(g.kv_tiles()) + 1);  // no endless cursor
+  }
+  return runs;
+}
+
+const char* class_name(TileClass c) {
+  return c == TileClass::full ? "full" : c == TileClass::partial ? "partial" : "empty";
+}
+
+/// The whole contract for one policy and geometry. `exact`: classify must equal brute force
+/// (true for the key-span primitives), otherwise it must be conservative.
+template <class P>
+void check_contract(const P& p, const TileGeometry& g, bool exact) {
+  CAPTURE(trimix::mask_name(p), g.seq_q, g.seq_k, g.q_tile, g.kv_tile);
+  for (index_t qt = 0; qt < g.q_tiles(); ++qt) {
+    CAPTURE(qt);
+    const auto runs = collect_runs(p, g, qt);
+    // Runs are ordered, disjoint, non-empty, inside the kv range, and not empty-class.
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      CAPTURE(i, runs[i].begin, runs[i].end, class_name(runs[i].cls));
+      REQUIRE(runs[i].begin < runs[i].end);
+      REQUIRE(runs[i].begin >= 0);
+      REQUIRE(runs[i].end <= g.kv_tiles());
+      REQUIRE(runs[i].cls != TileClass::empty);
+      if (i > 0) REQUIRE(runs[i - 1].end <= runs[i].begin);
+    }
+    std::vector<TileClass> from_runs(std::size_t(g.kv_tiles()), TileClass::empty);
+    for (const auto& r : runs)
+      for (index_t u = r.begin; u < r.end; ++u) from_runs[std::size_t(u)] = r.cls;
+    for (index_t u = 0; u < g.kv_tiles(); ++u) {
+      CAPTURE(u);
+      const TileClass truth = brute_class(p, g, qt, u);
+      const TileClass claimed = trimix::classify(p, g, qt, u);
+      INFO("truth " << class_name(truth) << ", classify " << class_name(claimed) << ", runs "
+                    << class_name(from_runs[std::size_t(u)]));
+      REQUIRE(claimed == from_runs[std::size_t(u)]);
+      if (exact) {
+        REQUIRE(claimed == truth);
+      } else {
+        if (claimed == TileClass::full) REQUIRE(truth == TileClass::full);
+        if (claimed == TileClass::empty) REQUIRE(truth == TileClass::empty);
+      }
+    }
+  }
+}
+
+/// Random geometry: tile sizes 16..128, lengths not multiples of the tile, Sq <= Sk.
+TileGeometry random_geometry(std::mt19937_64& rng) {
+  std::uniform_int_distribution<index_t> tile(16, 128), len(1, 700);
+  const index_t seq_k = len(rng);
+  const index_t seq_q = std::uniform_int_distribution<index_t>(1, seq_k)(rng);
+  // Half the time plain prefill (Sq == Sk), the other half chunked prefill (Sq < Sk).
+  return TileGeometry{rng() % 2 ? seq_k : seq_q, seq_k, tile(rng), tile(rng)};
+}
+
+/// Mask parameters around the interesting values: 0, 1, a tile or two, beyond N.
+index_t random_extent(std::mt19937_64& rng, index_t n) {
+  switch (rng() % 6) {
+    case 0: return 0;
+    case 1: return 1;
+    case 2: return n + 1 + index_t(rng() % 100);
+    default: return 1 + index_t(rng() % std::uint64_t(n + 1));
+  }
+}
+
+// Factories for random instances of each policy and of compositions of them.
+struct MakeFull { static auto make(std::mt19937_64&, index_t) { return trimix::Full{}; } static constexpr bool exact = true; };
+struct MakeCausal { static auto make(std::mt19937_64&, index_t) { return trimix::Causal{}; } static constexpr bool exact = true; };
+struct MakeWindow { static auto make(std::mt19937_64& r, index_t n) { return trimix::Window{random_extent(r, n)}; } static constexpr bool exact = true; };
+struct MakeSink { static auto make(std::mt19937_64& r, index_t n) { return trimix::Sink{random_extent(r, n)}; } static constexpr bool exact = true; };
+struct MakeLastRows { static auto make(std::mt19937_64& r, index_t n) { return trimix::LastRows{random_extent(r, n)}; } static constexpr bool exact = true; };
+struct MakeTriangle {
+  static auto make(std::mt19937_64& r, index_t n) {
+    return trimix::Triangle{random_extent(r, n), random_extent(r, n), random_extent(r, n)};
+  }
+  static constexpr bool exact = false;
+};
+struct MakeStreaming {
+  static auto make(std::mt19937_64& r, index_t n) { return trimix::Streaming{random_extent(r, n), random_extent(r, n)}; }
+  static constexpr bool exact = false;
+};
+struct MakeWindowOrLastRows {
+  static auto make(std::mt19937_64& r, index_t n) { return trimix::Window{random_extent(r, n)} | trimix::LastRows{random_extent(r, n)}; }
+  static constexpr bool exact = false;
+};
+struct MakeNested {
+  static auto make(std::mt19937_64& r, index_t n) {
+    using namespace trimix;
+    return (Causal{} & Window{random_extent(r, n)}) | (Sink{random_extent(r, n)} & LastRows{random_extent(r, n)}) |
+           (Full{} & Window{random_extent(r, n)});
+  }
+  static constexpr bool exact = false;
+};
+struct MakeCustomComposed {
+  static auto make(std::mt19937_64& r, index_t n) {
+    return trimix::Causal{} & (EveryNthTile{16 * index_t(1 + r() % 4), index_t(1 + r() % 3)} | trimix::Sink{random_extent(r, n)});
+  }
+  static constexpr bool exact = false;
+};
+struct MakeCustom {
+  static auto make(std::mt19937_64& r, index_t) { return EveryNthTile{16 * index_t(1 + r() % 4), index_t(1 + r() % 3)}; }
+  static constexpr bool exact = false;
+};
+
+using Factories = std::tuple<MakeFull, MakeCausal, MakeWindow, MakeSink, MakeLastRows, MakeTriangle,
+                             MakeStreaming, MakeWindowOrLastRows, MakeNested, MakeCustomComposed, MakeCustom>;
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("mask policies agree with brute force", "[mask]", Factories) {
+  std::mt19937_64 rng(20261128);
+  for (int trial = 0; trial < 60; ++trial) {
+    const TileGeometry g = random_geometry(rng);
+    check_contract(TestType::make(rng, g.seq_k), g, TestType::exact);
+  }
+}
+
+TEST_CASE("mask edge geometries: one row, one key, tiles larger than the sequence", "[mask]") {
+  for (index_t n : {1, 2, 3, 17, 63, 65, 127}) {
+    for (index_t tile : {16, 64, 128}) {
+      for (index_t sq : {index_t(1), n}) {
+        const TileGeometry g{sq, n, tile, tile};
+        check_contract(trimix::Causal{}, g, true);
+        check_contract(trimix::Triangle{}, g, false);
+        check_contract(trimix::Triangle{1, 1, 1}, g, false);
+        check_contract(trimix::Window{0}, g, true);
+        check_contract(trimix::Sink{0}, g, true);
+        check_contract(trimix::LastRows{0}, g, true);
+      }
+    }
+  }
+}
+
+namespace {
+template <class A, class B>
+void require_same_mask(const A& a, const B& b, const TileGeometry& g) {
+  CAPTURE(trimix::mask_name(a), trimix::mask_name(b), g.seq_q, g.seq_k, g.q_tile, g.kv_tile);
+  for (index_t i = 0; i < g.seq_q; ++i) {
+    const index_t p = g.position_offset() + i;
+    for (index_t j = 0; j < g.seq_k; ++j)
+      REQUIRE(trimix::visible(a, p, j, g.seq_k) == trimix::visible(b, p, j, g.seq_k));
+  }
+  for (index_t qt = 0; qt < g.q_tiles(); ++qt)
+    for (index_t u = 0; u < g.kv_tiles(); ++u)
+      REQUIRE(trimix::classify(a, g, qt, u) == trimix::classify(b, g, qt, u));
+}
+}  // namespace
+
+TEST_CASE("Triangle degenerates to Streaming and Causal", "[mask]") {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 40; ++trial) {
+    const TileGeometry g = random_geometry(rng);
+    const index_t s = random_extent(rng, g.seq_k), w = random_extent(rng, g.seq_k);
+    require_same_mask(trimix::Triangle{s, w, 0}, trimix::Streaming{s, w}, g);
+    require_same_mask(trimix::Triangle{s, w, g.seq_k + index_t(rng() % 3)}, trimix::Causal{}, g);
+    require_same_mask(trimix::Triangle{s, g.seq_k + index_t(rng() % 3), w}, trimix::Causal{}, g);
+  }
+}
+
+TEST_CASE("TriangleMix runs: a sink run, a window run and the diagonal", "[mask]") {
+  // N = 8192, 128-wide tiles, Triangle(8, 512, 128): a middle q-tile visits the sink tile, the
+  // four window tiles before the diagonal and the diagonal; the last q-tile everything causal.
+  const TileGeometry g{8192, 8192, 128, 128};
+  const auto middle = collect_runs(trimix::Triangle{}, g, 30);
+  REQUIRE(middle.size() == 4);
+  CHECK((middle[0].begin == 0 && middle[0].end == 1 && middle[0].cls == TileClass::partial));
+  // The window's far edge is ragged inside its first tile, then full tiles, then the diagonal.
+  CHECK((middle[1].begin == 26 && middle[1].end == 27 && middle[1].cls == TileClass::partial));
+  CHECK((middle[2].begin == 27 && middle[2].end == 30 && middle[2].cls == TileClass::full));
+  CHECK((middle[3].begin == 30 && middle[3].end == 31 && middle[3].cls == TileClass::partial));
+  const auto last = collect_runs(trimix::Triangle{}, g, g.q_tiles() - 1);
+  REQUIRE(last.size() == 2);
+  CHECK(last[0].begin == 0);
+  CHECK(last[0].end == g.kv_tiles() - 1);
+  CHECK(last[0].cls == TileClass::full);
+  CHECK(last[1].cls == TileClass::partial);
+}
+
+TEST_CASE("mask contract is callable from device code", "[mask]") {
+  // The same run enumeration inside a Kokkos kernel on the test execution space.
+  using Exec = trimix_test::ExecSpace;
+  const TileGeometry g{1000, 1300, 64, 32};
+  const auto mask = trimix::Triangle{8, 100, 70} | trimix::Window{5};
+  Kokkos::View<index_t*, Exec::memory_space> visited("visited", g.q_tiles());
+  Kokkos::parallel_for(
+      "trimix_test::runs", Kokkos::RangePolicy<Exec>(0, g.q_tiles()), KOKKOS_LAMBDA(index_t qt) {
+        auto cursor = trimix::kv_runs(mask, g, qt);
+        KvRun r;
+        index_t weighted = 0;
+        while (cursor.next(r)) weighted += (r.end - r.begin) * index_t(r.cls);
+        visited(qt) = weighted;
+      });
+  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace{}, visited);
+  for (index_t qt = 0; qt < g.q_tiles(); ++qt) {
+    index_t expected = 0;
+    for (const auto& r : collect_runs(mask, g, qt)) expected += (r.end - r.begin) * index_t(r.cls);
+    CHECK(host(qt) == expected);
+  }
+}
+
+TEST_CASE("mask names compose", "[mask]") {
+  using namespace trimix;
+  CHECK(mask_name(Triangle{}) == "triangle");
+  CHECK(mask_name(Causal{} & (Sink{8} | Window{512})) == "(causal&(sink|window))");
+  CHECK(mask_name(EveryNthTile{}) == "every_nth_tile");
+}
