@@ -191,7 +191,8 @@ void attention(const ExecSpace& exec, const AttentionPlan<ExecSpace, Mask>& plan
 /// One-shot attention: plans, runs and (for split rows) combines. See the overload with a plan
 /// for the arguments; `mask` is any mask policy (trimix::Triangle{}, Causal{} & Window{512}, ...).
 template <class ExecSpace, class Q, class K, class V, class O, class Lse, class Mask,
-          class = std::enable_if_t<Kokkos::is_view<Q>::value && Kokkos::is_view<Lse>::value>>
+          class = std::enable_if_t<Kokkos::is_execution_space<ExecSpace>::value &&
+                                   Kokkos::is_view<Q>::value && Kokkos::is_view<Lse>::value>>
 void attention(const ExecSpace& exec, const Q& q, const K& k, const V& v, const O& o, const Lse& lse,
                const Mask& mask, const AttentionOptions& options = {}) {
   static_assert(impl::check_attention_views<ExecSpace, Q, K, V, O, Lse>());
@@ -203,7 +204,8 @@ void attention(const ExecSpace& exec, const Q& q, const K& k, const V& v, const 
 
 /// One-shot attention without LSE.
 template <class ExecSpace, class Q, class K, class V, class O, class Mask,
-          class = std::enable_if_t<Kokkos::is_view<Q>::value && !Kokkos::is_view<Mask>::value>>
+          class = std::enable_if_t<Kokkos::is_execution_space<ExecSpace>::value &&
+                                   Kokkos::is_view<Q>::value && !Kokkos::is_view<Mask>::value>>
 void attention(const ExecSpace& exec, const Q& q, const K& k, const V& v, const O& o, const Mask& mask,
                const AttentionOptions& options = {}) {
   static_assert(impl::check_attention_views<ExecSpace, Q, K, V, O, impl::NoLse>());

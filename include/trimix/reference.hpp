@@ -102,7 +102,7 @@ template <class Q, class K, class V, class O, class Mask,
           class = std::enable_if_t<!Kokkos::is_view<Mask>::value>>
 void attention(const Q& q, const K& k, const V& v, const O& o, const Mask& mask,
                const AttentionOptions& options = {}) {
-  attention(q, k, v, o, impl_ref::NoLse{}, mask, options);
+  reference::attention(q, k, v, o, impl_ref::NoLse{}, mask, options);
 }
 
 }  // namespace trimix::reference

@@ -1,0 +1,319 @@
+// The blocked kernel against the exact reference: every policy, random shapes, element types,
+// layouts, split-KV on and off, fully masked rows, large logits, and argument validation.
+#include "test_support.hpp"
+
+#include <trimix/attention.hpp>
+#include <trimix/reference.hpp>
+
+#include <catch2/catch_template_test_macros.hpp>
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+
+#include <tuple>
+
+using namespace trimix_test;
+using trimix::AttentionOptions;
+using trimix::Layout;
+
+namespace {
+
+struct Shape {
+  index_t batch, q_heads, kv_heads, seq_q, seq_k, head_dim;
+};
+
+/// Random shapes: N = 1, lengths that are not tile multiples, Sq < Sk, GQA ratios 1/4/8.
+Shape random_shape(std::mt19937_64& rng, index_t max_seq = 160) {
+  const index_t ratios[] = {1, 4, 8};
+  const index_t dims[] = {16, 64, 80, 96, 128, 256};
+  Shape s;
+  s.batch = 1 + index_t(rng() % 2);
+  s.kv_heads = 1 + index_t(rng() % 2);
+  s.q_heads = s.kv_heads * ratios[rng() % 3];
+  s.seq_k = rng() % 8 == 0 ? 1 : 1 + index_t(rng() % std::uint64_t(max_seq));
+  s.seq_q = rng() % 2 ? s.seq_k : 1 + index_t(rng() % std::uint64_t(s.seq_k));
+  s.head_dim = dims[rng() % 6];
+  return s;
+}
+
+template <class T>
+struct Inputs {
+  Kokkos::View<T****, Kokkos::HostSpace> q, k, v;
+};
+
+template <class T>
+Inputs<T> random_inputs(const Shape& s, std::mt19937_64& rng, Layout layout, double scale = 1.0) {
+  if (layout == Layout::bhsd)
+    return {random_view<T>("q", rng, scale, s.batch, s.q_heads, s.seq_q, s.head_dim),
+            random_view<T>("k", rng, scale, s.batch, s.kv_heads, s.seq_k, s.head_dim),
+            random_view<T>("v", rng, 1.0, s.batch, s.kv_heads, s.seq_k, s.head_dim)};
+  return {random_view<T>("q", rng, scale, s.batch, s.seq_q, s.q_heads, s.head_dim),
+          random_view<T>("k", rng, scale, s.batch, s.seq_k, s.kv_heads, s.head_dim),
+          random_view<T>("v", rng, 1.0, s.batch, s.seq_k, s.kv_heads, s.head_dim)};
+}
+
+/// Runs the kernel on poisoned outputs and checks O and LSE element by element against the
+/// reference computed on the same (rounded) inputs.
+template <class T, class Mask>
+void check_against_reference(const Inputs<T>& in, const Mask& mask, const AttentionOptions& options,
+                             double rtol = Tolerance<T>::rtol, double atol = Tolerance<T>::atol) {
+  const auto q = to_exec(in.q), k = to_exec(in.k), v = to_exec(in.v);
+  const bool bhsd = options.layout == Layout::bhsd;
+  const std::size_t b = in.q.extent(0), h = in.q.extent(bhsd ? 1 : 2), sq = in.q.extent(bhsd ? 2 : 1);
+  Kokkos::View<T****, ExecSpace> o("o", in.q.extent(0), in.q.extent(1), in.q.extent(2), in.q.extent(3));
+  Kokkos::View<float***, ExecSpace> lse("lse", b, h, sq);
+  poison(o);
+  poison(lse);
+  trimix::attention(ExecSpace{}, q, k, v, o, lse, mask, options);
+  Kokkos::fence();
+
+  Kokkos::View<double****, Kokkos::HostSpace> o_ref("o_ref", in.q.extent(0), in.q.extent(1),
+                                                     in.q.extent(2), in.q.extent(3));
+  Kokkos::View<double***, Kokkos::HostSpace> lse_ref("lse_ref", b, h, sq);
+  trimix::reference::attention(in.q, in.k, in.v, o_ref, lse_ref, mask, options);
+  CAPTURE(trimix::mask_name(mask), in.q.extent(0), in.q.extent(1), in.q.extent(2), in.q.extent(3),
+          in.k.extent(1), in.k.extent(2), trimix::element_traits<T>::name);
+  CHECK(all_close(o, o_ref, atol, rtol));
+  CHECK(all_close(lse, lse_ref, 1e-4, 1e-5));
+}
+
+// Random instances of every policy and of compositions.
+index_t extent_around(std::mt19937_64& rng, index_t n) {
+  switch (rng() % 5) {
+    case 0: return 0;
+    case 1: return 1;
+    case 2: return n + 3;
+    default: return 1 + index_t(rng() % std::uint64_t(n + 1));
+  }
+}
+struct MakeCausal { static auto make(std::mt19937_64&, index_t) { return trimix::Causal{}; } };
+struct MakeFull { static auto make(std::mt19937_64&, index_t) { return trimix::Full{}; } };
+struct MakeTriangle {
+  static auto make(std::mt19937_64& r, index_t n) {
+    return trimix::Triangle{extent_around(r, n), extent_around(r, n), extent_around(r, n)};
+  }
+};
+struct MakeStreaming {
+  static auto make(std::mt19937_64& r, index_t n) { return trimix::Streaming{extent_around(r, n), extent_around(r, n)}; }
+};
+struct MakeWindow { static auto make(std::mt19937_64& r, index_t n) { return trimix::Window{extent_around(r, n)}; } };
+struct MakeLastRows { static auto make(std::mt19937_64& r, index_t n) { return trimix::LastRows{extent_around(r, n)}; } };
+struct MakeComposition {
+  static auto make(std::mt19937_64& r, index_t n) {
+    using namespace trimix;
+    return (Window{extent_around(r, n)} | LastRows{extent_around(r, n)}) & ((Full{} & Sink{n / 2 + 1}) | Causal{});
+  }
+};
+struct MakeCustom {
+  static auto make(std::mt19937_64& r, index_t n) {
+    return trimix::Causal{} & (EveryNthTile{16 * index_t(1 + r() % 4), index_t(1 + r() % 3)} | trimix::Sink{extent_around(r, n)});
+  }
+};
+using MaskFactories = std::tuple<MakeCausal, MakeFull, MakeTriangle, MakeStreaming, MakeWindow,
+                                 MakeLastRows, MakeComposition, MakeCustom>;
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("attention matches the reference for every policy (f32)", "[attention]", MaskFactories) {
+  std::mt19937_64 rng(1234);
+  for (int trial = 0; trial < 4; ++trial) {
+    const Shape s = random_shape(rng);
+    const auto in = random_inputs<float>(s, rng, Layout::bhsd);
+    AttentionOptions options;
+    if (trial % 2) options.max_tiles_per_item = 1 + index_t(rng() % 3);  // force splits
+    check_against_reference(in, TestType::make(rng, s.seq_k), options);
+  }
+}
+
+using ElementTypes = std::tuple<float, double, trimix::bf16, trimix::fp16
+#if defined(KOKKOS_HALF_T_IS_FLOAT) && !KOKKOS_HALF_T_IS_FLOAT
+                                , Kokkos::Experimental::half_t
+#endif
+                                >;
+
+TEMPLATE_LIST_TEST_CASE("attention matches the reference for every element type", "[attention][element]",
+                        ElementTypes) {
+  std::mt19937_64 rng(99);
+  for (int trial = 0; trial < 3; ++trial) {
+    const Shape s = random_shape(rng, 200);
+    const auto in = random_inputs<TestType>(s, rng, Layout::bhsd);
+    check_against_reference(in, trimix::Triangle{4, 40, 24}, {});
+    check_against_reference(in, trimix::Causal{}, {});
+  }
+}
+
+TEST_CASE("attention reads the (batch, seq, heads, dim) layout without copies", "[attention][layout]") {
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 3; ++trial) {
+    const Shape s = random_shape(rng);
+    AttentionOptions options;
+    options.layout = Layout::bshd;
+    check_against_reference(random_inputs<float>(s, rng, Layout::bshd), trimix::Triangle{2, 33, 17}, options);
+  }
+}
+
+TEST_CASE("every supported head dim, N = 1 and tile-boundary lengths", "[attention][shapes]") {
+  std::mt19937_64 rng(8);
+  for (index_t dim : {16, 64, 80, 96, 128, 256}) {
+    for (index_t n : {1, 3, 17, 63, 65, 127}) {
+      const Shape s{1, 4, 2, n, n, dim};
+      check_against_reference(random_inputs<float>(s, rng, Layout::bhsd), trimix::Causal{}, {});
+    }
+  }
+}
+
+TEST_CASE("split-KV on and off agree within rounding", "[attention][split]") {
+  std::mt19937_64 rng(21);
+  const Shape s{2, 8, 2, 300, 1000, 64};
+  const auto in = random_inputs<float>(s, rng, Layout::bhsd);
+  const auto q = to_exec(in.q), k = to_exec(in.k), v = to_exec(in.v);
+  const auto mask = trimix::Triangle{8, 96, 64};
+  Kokkos::View<float****, ExecSpace> o_split("o_split", 2, 8, 300, 64), o_whole("o_whole", 2, 8, 300, 64);
+  Kokkos::View<float***, ExecSpace> lse_split("lse_split", 2, 8, 300), lse_whole("lse_whole", 2, 8, 300);
+  for (auto view : {o_split, o_whole}) poison(view);
+  for (auto view : {lse_split, lse_whole}) poison(view);
+  AttentionOptions split, whole;
+  split.max_tiles_per_item = 2;
+  whole.split_kv = trimix::SplitKv::never;
+  const auto plan = trimix::plan_attention(ExecSpace{}, q, k, v, o_split, mask, split);
+  REQUIRE(plan.work.group_count() > 0);  // the last rows really are split
+  REQUIRE(trimix::plan_attention(ExecSpace{}, q, k, v, o_whole, mask, whole).work.group_count() == 0);
+  trimix::attention(ExecSpace{}, plan, q, k, v, o_split, lse_split);
+  trimix::attention(ExecSpace{}, q, k, v, o_whole, lse_whole, mask, whole);
+  Kokkos::fence();
+  CHECK(all_close(o_split, o_whole, 1e-6, 1e-5));
+  CHECK(all_close(lse_split, lse_whole, 1e-6, 1e-6));
+  check_against_reference(in, mask, split);
+}
+
+TEST_CASE("rows that see no key give o = 0 and lse = -inf", "[attention][masked]") {
+  std::mt19937_64 rng(3);
+  const Shape s{1, 4, 1, 70, 90, 64};
+  const auto in = random_inputs<float>(s, rng, Layout::bhsd);
+  // Window{0} and Sink{0} hide everything; LastRows{30} hides all but the last 30 rows, also
+  // inside split items.
+  check_against_reference(in, trimix::Window{0}, {});
+  check_against_reference(in, trimix::Sink{0}, {});
+  AttentionOptions split;
+  split.max_tiles_per_item = 1;
+  check_against_reference(in, trimix::LastRows{30}, split);
+  const auto q = to_exec(in.q), k = to_exec(in.k), v = to_exec(in.v);
+  Kokkos::View<float****, ExecSpace> o("o", 1, 4, 70, 64);
+  Kokkos::View<float***, ExecSpace> lse("lse", 1, 4, 70);
+  poison(o);
+  trimix::attention(ExecSpace{}, q, k, v, o, lse, trimix::Sink{0});
+  const auto o_host = to_host(o);
+  const auto lse_host = to_host(lse);
+  CHECK(o_host(0, 3, 69, 63) == 0.0f);
+  CHECK(lse_host(0, 2, 10) == -std::numeric_limits<float>::infinity());
+}
+
+TEST_CASE("large logits (|scale q.k| ~ 1e4) neither overflow nor lose the maximum", "[attention][stability]") {
+  std::mt19937_64 rng(11);
+  const Shape s{1, 4, 2, 96, 130, 64};
+  // Entries of size 30: scale * q.k ~ 30 * 30 * sqrt(64) / 8 ~ 1e3 typical, 1e4 at the tails.
+  const auto in = random_inputs<float>(s, rng, Layout::bhsd, 30.0);
+  // fp32 scores of size L carry an absolute error of about L * 2^-24 * sqrt(D), which softmax
+  // passes on to the weights: the tolerance follows the conditioning, not the kernel.
+  check_against_reference(in, trimix::Causal{}, {}, 2e-3, 2e-3);
+  AttentionOptions split;
+  split.max_tiles_per_item = 1;
+  check_against_reference(in, trimix::Triangle{3, 20, 10}, split, 2e-3, 2e-3);
+}
+
+TEST_CASE("a plan is reusable across calls with new data", "[attention][plan]") {
+  std::mt19937_64 rng(17);
+  const Shape s{1, 8, 2, 200, 200, 64};
+  const auto first = random_inputs<float>(s, rng, Layout::bhsd);
+  const auto second = random_inputs<float>(s, rng, Layout::bhsd);
+  Kokkos::View<float****, ExecSpace> o("o", 1, 8, 200, 64);
+  const auto plan = trimix::plan_attention(ExecSpace{}, to_exec(first.q), to_exec(first.k),
+                                           to_exec(first.v), o, trimix::Triangle{8, 32, 16});
+  for (const auto* in : {&first, &second}) {
+    poison(o);
+    trimix::attention(ExecSpace{}, plan, to_exec(in->q), to_exec(in->k), to_exec(in->v), o);
+    Kokkos::fence();
+    Kokkos::View<double****, Kokkos::HostSpace> ref("ref", 1, 8, 200, 64);
+    trimix::reference::attention(in->q, in->k, in->v, ref, trimix::Triangle{8, 32, 16});
+    CHECK(all_close(o, ref, 1e-5, 1e-5));
+  }
+}
+
+TEST_CASE("sparse masks skip tiles: the plan visits exactly the runs", "[attention][plan]") {
+  Kokkos::View<float****, ExecSpace> q("q", 1, 8, 8192, 64), k("k", 1, 2, 8192, 64);
+  Kokkos::View<float****, ExecSpace> o("o", 1, 8, 8192, 64);
+  const auto causal = trimix::plan_attention(ExecSpace{}, q, k, k, o, trimix::Causal{});
+  const auto triangle = trimix::plan_attention(ExecSpace{}, q, k, k, o, trimix::Triangle{});
+  const auto& g = triangle.work.geometry;
+  index_t expected = 0;
+  for (index_t qt = 0; qt < g.q_tiles(); ++qt) {
+    auto cursor = trimix::kv_runs(trimix::Triangle{}, g, qt);
+    trimix::KvRun r;
+    while (cursor.next(r)) expected += r.end - r.begin;
+  }
+  CHECK(triangle.work.visited_tiles == expected);
+  // Causal visits about half of all tiles; Triangle(8, 512, 128) at 8K a fifth of that.
+  CHECK(causal.work.visited_tiles >= g.q_tiles() * g.kv_tiles() / 2);
+  CHECK(triangle.work.visited_tiles * 4 < causal.work.visited_tiles);
+  // The longest items come first.
+  const auto items = to_host(triangle.work.items);
+  for (std::size_t i = 1; i < items.extent(0); ++i)
+    REQUIRE(items(i - 1).tile_end - items(i - 1).tile_begin >= items(i).tile_end - items(i).tile_begin);
+}
+
+TEST_CASE("invalid arguments throw before any work and leave outputs untouched", "[attention][errors]") {
+  using Catch::Matchers::ContainsSubstring;
+  using V4 = Kokkos::View<float****, ExecSpace>;
+  V4 q("q", 1, 4, 10, 64), k("k", 1, 2, 10, 64), v("v", 1, 2, 10, 64), o("o", 1, 4, 10, 64);
+  Kokkos::deep_copy(o, 7.0f);
+  Kokkos::View<float***, ExecSpace> lse("lse", 1, 4, 10);
+  Kokkos::deep_copy(lse, 7.0f);
+  const auto mask = trimix::Causal{};
+  const ExecSpace exec{};
+  auto untouched = [&] {
+    const auto oh = to_host(o);
+    const auto lh = to_host(lse);
+    for (std::size_t i = 0; i < oh.span(); ++i) REQUIRE(oh.data()[i] == 7.0f);
+    for (std::size_t i = 0; i < lh.span(); ++i) REQUIRE(lh.data()[i] == 7.0f);
+  };
+  CHECK_THROWS_WITH(trimix::attention(exec, q, V4("k", 1, 2, 10, 32), v, o, mask),
+                    ContainsSubstring("k 'k'(1,2,10,32) does not match q 'q'(1,4,10,64)"));
+  CHECK_THROWS_WITH(trimix::attention(exec, q, k, V4("v", 1, 2, 9, 64), o, mask),
+                    ContainsSubstring("v 'v'(1,2,9,64) must have the shape of k"));
+  CHECK_THROWS_WITH(trimix::attention(exec, q, k, v, V4("o", 1, 4, 11, 64), mask),
+                    ContainsSubstring("o 'o'(1,4,11,64) must have the shape of q"));
+  CHECK_THROWS_WITH(trimix::attention(exec, V4("q", 1, 3, 10, 64), V4("k", 1, 2, 10, 64),
+                                      V4("v", 1, 2, 10, 64), V4("o", 1, 3, 10, 64), mask),
+                    ContainsSubstring("q heads (3) must be a multiple of k/v heads (2)"));
+  CHECK_THROWS_WITH(trimix::attention(exec, V4("q", 1, 4, 11, 64), k, v, V4("o", 1, 4, 11, 64), mask),
+                    ContainsSubstring("has more positions (11) than k"));
+  CHECK_THROWS_WITH(trimix::attention(exec, V4("q", 1, 4, 10, 72), V4("k", 1, 2, 10, 72),
+                                      V4("v", 1, 2, 10, 72), V4("o", 1, 4, 10, 72), mask),
+                    ContainsSubstring("head_dim 72 is not supported"));
+  CHECK_THROWS_WITH(trimix::attention(exec, q, k, v, o, Kokkos::View<float***, ExecSpace>("lse", 1, 4, 9), mask),
+                    ContainsSubstring("lse 'lse'(1,4,9) must be (batch, q_heads, seq_q)"));
+  CHECK_THROWS_WITH(trimix::attention(exec, q, k, v, q, mask), ContainsSubstring("o 'q'(1,4,10,64) aliases q"));
+  V4 shared("shared", 1, 4, 10, 64);  // o overlapping part of k
+  const auto k_part = Kokkos::subview(shared, Kokkos::ALL, std::make_pair(0, 2), Kokkos::ALL, Kokkos::ALL);
+  CHECK_THROWS_WITH(trimix::attention(exec, q, k_part, v, shared, mask),
+                    ContainsSubstring("o 'shared'(1,4,10,64) aliases k 'shared'(1,2,10,64)"));
+  AttentionOptions bad_scale;
+  bad_scale.scale = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(trimix::attention(exec, q, k, v, o, mask, bad_scale), ContainsSubstring("options.scale"));
+  AttentionOptions bad_split;
+  bad_split.max_tiles_per_item = -1;
+  CHECK_THROWS_WITH(trimix::attention(exec, q, k, v, o, mask, bad_split),
+                    ContainsSubstring("options.max_tiles_per_item must be >= 0"));
+  const auto plan = trimix::plan_attention(exec, q, k, v, o, mask);
+  CHECK_THROWS_WITH(trimix::attention(exec, plan, V4("q", 1, 4, 8, 64), k, v, V4("o", 1, 4, 8, 64)),
+                    ContainsSubstring("plan was made for"));
+  CHECK_THROWS_AS(trimix::reference::attention(to_host(q), to_host(k), to_host(v), to_host(q), mask),
+                  std::invalid_argument);
+  untouched();
+}
+
+TEST_CASE("empty problems do nothing", "[attention][shapes]") {
+  Kokkos::View<float****, ExecSpace> q("q", 0, 4, 10, 64), k("k", 0, 2, 10, 64), o("o", 0, 4, 10, 64);
+  CHECK_NOTHROW(trimix::attention(ExecSpace{}, q, k, k, o, trimix::Triangle{}));
+  Kokkos::View<float****, ExecSpace> q0("q0", 1, 4, 0, 64), k0("k0", 1, 2, 0, 64), o0("o0", 1, 4, 0, 64);
+  CHECK_NOTHROW(trimix::attention(ExecSpace{}, q0, k0, k0, o0, trimix::Causal{}));
+}
