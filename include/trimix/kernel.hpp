@@ -29,7 +29,7 @@ struct AttentionArgs {
 struct TeamTiles {
   float *q, *o, *kt, *v, *s, *m, *l, *alpha;
 
-  static index_t floats(index_t rows, index_t dim, index_t kv_tile) {
+  TRIMIX_FUNCTION static index_t floats(index_t rows, index_t dim, index_t kv_tile) {
     return 2 * rows * dim + 2 * kv_tile * dim + rows * kv_tile + 3 * rows;
   }
   TRIMIX_FUNCTION static TeamTiles carve(float* base, index_t rows, index_t dim, index_t kv_tile) {
@@ -45,6 +45,45 @@ struct TeamTiles {
     return t;
   }
 };
+
+/// The kv-tiles of one work item in run order: the q-tile's runs, from the item's first visited
+/// tile (ordinal tile_begin) to its last (tile_end - 1). Cost O(runs) for the whole walk.
+template <class Cursor>
+class TileWalker {
+ public:
+  TRIMIX_FUNCTION TileWalker(const Cursor& cursor, index_t tile_begin, index_t tile_end)
+      : m_cursor(cursor), m_skip(tile_begin), m_remaining(tile_end - tile_begin) {}
+  /// Next tile: its index and whether the mask must be evaluated inside it.
+  TRIMIX_FUNCTION bool next(index_t& tile, bool& partial) {
+    if (m_remaining <= 0) return false;
+    while (m_tile >= m_run.end) {
+      if (!m_cursor.next(m_run)) return false;
+      const index_t length = m_run.end - m_run.begin;
+      if (m_skip >= length) {  // the whole run lies before the item's range
+        m_skip -= length;
+        m_tile = m_run.end;
+        continue;
+      }
+      m_tile = m_run.begin + m_skip;
+      m_skip = 0;
+    }
+    tile = m_tile++;
+    partial = m_run.cls == TileClass::partial;
+    --m_remaining;
+    return true;
+  }
+
+ private:
+  Cursor m_cursor;
+  KvRun m_run;
+  index_t m_tile = 0, m_skip, m_remaining;
+};
+
+template <class Mask>
+TRIMIX_FUNCTION auto walk_tiles(const Mask& mask, const TileGeometry& g, const WorkItem& item) {
+  return TileWalker<decltype(kv_runs(mask, g, index_t(0)))>(kv_runs(mask, g, index_t(item.q_tile)),
+                                                            item.tile_begin, item.tile_end);
+}
 
 /// One team per work item. Rows of an item are (packed head hh, query row i) with
 /// r = hh * q_rows + i; every packed head shares the kv-head, so one K/V tile serves them all.
@@ -63,7 +102,7 @@ struct AttentionKernel {
   float* partial_lse;  ///< [slot][rows], their natural-log LSE
   int scratch_level;
 
-  static index_t scratch_bytes(index_t rows, index_t dim, index_t kv_tile) {
+  TRIMIX_FUNCTION static index_t scratch_bytes(index_t rows, index_t dim, index_t kv_tile) {
     return TeamTiles::floats(rows, dim, kv_tile) * index_t(sizeof(float));
   }
 
@@ -95,18 +134,11 @@ struct AttentionKernel {
     });
     team.team_barrier();
 
-    // Visit the q-tile's kv-tiles in run order, from the item's first to its last ordinal.
-    auto cursor = kv_runs(mask, geometry, item.q_tile);
-    KvRun run;
-    index_t ordinal = 0;
-    while (ordinal < item.tile_end && cursor.next(run)) {
-      const index_t length = run.end - run.begin;
-      const index_t skip = item.tile_begin > ordinal ? item.tile_begin - ordinal : 0;
-      const index_t stop = item.tile_end - ordinal < length ? item.tile_end - ordinal : length;
-      for (index_t u = run.begin + skip; u < run.begin + stop; ++u)
-        visit_tile(team, t, item, u, run.cls == TileClass::partial);
-      ordinal += length;
-    }
+    // Visit the item's kv-tiles in run order.
+    auto walker = walk_tiles(mask, geometry, item);
+    index_t tile;
+    bool partial;
+    while (walker.next(tile, partial)) visit_tile(team, t, item, tile, partial);
     write_rows(team, t, item, first_q_head, first_row, valid_rows);
   }
 

@@ -328,7 +328,7 @@ struct Causal {
 struct Window {
   index_t size = 512;
   constexpr Window() = default;
-  constexpr explicit Window(index_t size_) : size(size_) {}
+  TRIMIX_FUNCTION constexpr explicit Window(index_t size_) : size(size_) {}
   TRIMIX_FUNCTION bool visible(index_t p, index_t j, index_t) const {
     return j <= p && p - j < size;
   }
@@ -342,7 +342,7 @@ struct Window {
 struct Sink {
   index_t count = 8;
   constexpr Sink() = default;
-  constexpr explicit Sink(index_t count_) : count(count_) {}
+  TRIMIX_FUNCTION constexpr explicit Sink(index_t count_) : count(count_) {}
   TRIMIX_FUNCTION bool visible(index_t, index_t j, index_t) const { return j < count; }
   TRIMIX_FUNCTION KeySpan key_span(index_t, index_t, index_t) const {
     return KeySpan{0, count - 1, 0, count - 1};
@@ -354,7 +354,7 @@ struct Sink {
 struct LastRows {
   index_t count = 128;
   constexpr LastRows() = default;
-  constexpr explicit LastRows(index_t count_) : count(count_) {}
+  TRIMIX_FUNCTION constexpr explicit LastRows(index_t count_) : count(count_) {}
   TRIMIX_FUNCTION bool visible(index_t p, index_t, index_t seq_k) const {
     return p >= seq_k - count;
   }
@@ -408,11 +408,11 @@ struct Intersection {
 };
 
 template <class A, class B, class = std::enable_if_t<is_mask_policy_v<A> && is_mask_policy_v<B>>>
-constexpr Union<A, B> operator|(const A& a, const B& b) {
+TRIMIX_FUNCTION constexpr Union<A, B> operator|(const A& a, const B& b) {
   return Union<A, B>{a, b};
 }
 template <class A, class B, class = std::enable_if_t<is_mask_policy_v<A> && is_mask_policy_v<B>>>
-constexpr Intersection<A, B> operator&(const A& a, const B& b) {
+TRIMIX_FUNCTION constexpr Intersection<A, B> operator&(const A& a, const B& b) {
   return Intersection<A, B>{a, b};
 }
 
@@ -439,7 +439,7 @@ struct Streaming : ComposedPolicy<Streaming> {
   index_t sink = 8;
   index_t window = 512;
   constexpr Streaming() = default;
-  constexpr Streaming(index_t sink_, index_t window_) : sink(sink_), window(window_) {}
+  TRIMIX_FUNCTION constexpr Streaming(index_t sink_, index_t window_) : sink(sink_), window(window_) {}
   TRIMIX_FUNCTION auto composed() const { return Causal{} & (Sink{sink} | Window{window}); }
   const char* name() const { return "streaming"; }
 };
@@ -451,7 +451,7 @@ struct Triangle : ComposedPolicy<Triangle> {
   index_t window = 512;
   index_t last_rows = 128;
   constexpr Triangle() = default;
-  constexpr Triangle(index_t sink_, index_t window_, index_t last_rows_)
+  TRIMIX_FUNCTION constexpr Triangle(index_t sink_, index_t window_, index_t last_rows_)
       : sink(sink_), window(window_), last_rows(last_rows_) {}
   TRIMIX_FUNCTION auto composed() const {
     return Causal{} & (Sink{sink} | Window{window} | LastRows{last_rows});
