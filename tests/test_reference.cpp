@@ -76,7 +76,8 @@ void compare(const Policy& policy, const Direct& direct, std::size_t sq, std::si
 
 TEST_CASE("reference equals the textbook formula", "[reference]") {
   std::mt19937_64 rng(42);
-  for (auto [sq, sk] : {std::pair<std::size_t, std::size_t>{9, 9}, {4, 13}, {1, 1}, {1, 7}}) {
+  for (const auto& lengths : {std::pair<std::size_t, std::size_t>{9, 9}, {4, 13}, {1, 1}, {1, 7}}) {
+    const std::size_t sq = lengths.first, sk = lengths.second;
     compare(trimix::Causal{}, [](long p, long j) { return j <= p; }, sq, sk, rng);
     compare(trimix::Full{}, [](long, long) { return true; }, sq, sk, rng);
     compare(trimix::Triangle{2, 3, 2}, [sk](long p, long j) {

@@ -4,6 +4,7 @@
 /// trimix::plan_attention for callers that run the same shapes and mask many times.
 
 #include <trimix/combine.hpp>
+#include <trimix/engine.hpp>
 #include <trimix/kernel.hpp>
 #include <trimix/mask.hpp>
 #include <trimix/plan.hpp>
@@ -22,6 +23,8 @@ struct AttentionPlan {
   impl::Problem problem;                     ///< shapes the plan was made for
   Plan<memory_space> work;                   ///< work items and split groups
   Kokkos::View<float*, memory_space> partial_o, partial_lse;  ///< split-KV workspace
+  /// Whether the plan was made for a backend tile engine (engine.hpp) rather than the portable one.
+  bool backend_engine = false;
   /// Launch shape of the portable engine (defaults from portable_engine_traits<ExecSpace>).
   int team_size = portable_engine_traits<ExecSpace>::team_size;
   int vector_length = portable_engine_traits<ExecSpace>::vector_length;
@@ -66,7 +69,11 @@ struct ProfilingRegion {
 
 struct NoLse {};
 
-template <class ExecSpace, class Mask>
+template <class ExecSpace, class Q, class K, class V, class O>
+using engine_for = tile_engine<ExecSpace, typename Q::non_const_value_type, typename K::non_const_value_type,
+                               typename V::non_const_value_type, typename O::non_const_value_type>;
+
+template <class Engine, class ExecSpace, class Mask>
 AttentionPlan<ExecSpace, Mask> plan_for_problem(const ExecSpace& exec, const Problem& problem,
                                                 const Mask& mask, const AttentionOptions& options) {
   TRIMIX_REQUIRE("attention", supported_head_dim(problem.head_dim), "head_dim ", problem.head_dim,
@@ -75,8 +82,14 @@ AttentionPlan<ExecSpace, Mask> plan_for_problem(const ExecSpace& exec, const Pro
   AttentionPlan<ExecSpace, Mask> plan;
   plan.mask = mask;
   plan.problem = problem;
-  plan.work = make_plan(exec, problem, mask,
-                        TileShape{Traits::q_rows, Traits::kv_tile, Traits::max_heads_per_item}, options);
+  TileShape shape{Traits::q_rows, Traits::kv_tile, Traits::max_heads_per_item};
+  if constexpr (Engine::available) {
+    if (Engine::handles_shape(problem)) {
+      shape = Engine::shape(problem);
+      plan.backend_engine = true;
+    }
+  }
+  plan.work = make_plan(exec, problem, mask, shape, options);
   const index_t slots = plan.work.split_slots, rows = plan.work.rows_per_item;
   plan.partial_o = Kokkos::View<float*, typename ExecSpace::memory_space>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::partial_o"),
@@ -117,16 +130,26 @@ void run_attention(const ExecSpace& exec, const AttentionPlan<ExecSpace, Mask>& 
   args.problem = problem;
   const index_t rows = plan.work.rows_per_item, dim = problem.head_dim;
 
-  using Kernel = AttentionKernel<ExecSpace, Mask, TQ, TK, TV, TO>;
-  Kernel kernel{args, plan.mask, plan.work.geometry, plan.work.heads_per_item, rows, dim,
-                plan.work.items, plan.partial_o.data(), plan.partial_lse.data(), 0};
-  using Policy = Kokkos::TeamPolicy<ExecSpace, Kokkos::Schedule<Kokkos::Dynamic>>;
-  const index_t bytes = Kernel::scratch_bytes(rows, dim, plan.work.geometry.kv_tile);
-  kernel.scratch_level = bytes <= index_t(Policy::scratch_size_max(0)) ? 0 : 1;
-  Kokkos::parallel_for("trimix::attention[" + name + "]",
-                       Policy(exec, int(plan.work.item_count()), plan.team_size, plan.vector_length)
-                           .set_scratch_size(kernel.scratch_level, Kokkos::PerTeam(std::size_t(bytes))),
-                       kernel);
+  using Engine = tile_engine<ExecSpace, TQ, TK, TV, TO>;
+  bool launched = false;
+  if constexpr (Engine::available) {
+    if (plan.backend_engine && Engine::handles_views(problem, args.q, args.k, args.v, args.o)) {
+      Engine::run(exec, plan.work, plan.mask, args, plan.partial_o.data(), plan.partial_lse.data());
+      launched = true;
+    }
+  }
+  if (!launched) {
+    using Kernel = AttentionKernel<ExecSpace, Mask, TQ, TK, TV, TO>;
+    Kernel kernel{args, plan.mask, plan.work.geometry, plan.work.heads_per_item, rows, dim,
+                  plan.work.items, plan.partial_o.data(), plan.partial_lse.data(), 0};
+    using Policy = Kokkos::TeamPolicy<ExecSpace, Kokkos::Schedule<Kokkos::Dynamic>>;
+    const index_t bytes = Kernel::scratch_bytes(rows, dim, plan.work.geometry.kv_tile);
+    kernel.scratch_level = bytes <= index_t(Policy::scratch_size_max(0)) ? 0 : 1;
+    Kokkos::parallel_for("trimix::attention[" + name + "]",
+                         Policy(exec, int(plan.work.item_count()), plan.team_size, plan.vector_length)
+                             .set_scratch_size(kernel.scratch_level, Kokkos::PerTeam(std::size_t(bytes))),
+                         kernel);
+  }
   if (plan.work.group_count() > 0) {
     CombineKernel<ExecSpace, TQ, TK, TV, TO> combine{args, plan.work.geometry, plan.work.heads_per_item,
                                                      rows, dim, plan.work.groups,
@@ -149,7 +172,7 @@ AttentionPlan<ExecSpace, Mask> plan_attention(const ExecSpace& exec, const Q& q,
   static_assert(check_mask_policy<Mask>());
   const impl::Problem problem = impl::describe_problem(
       "plan_attention", q, k, v, o, static_cast<const impl::NoLse*>(nullptr), options);
-  return impl::plan_for_problem(exec, problem, mask, options);
+  return impl::plan_for_problem<impl::engine_for<ExecSpace, Q, K, V, O>>(exec, problem, mask, options);
 }
 
 /// Attention with a plan from plan_attention: O = softmax(scale * Q K^T + mask) V.
@@ -198,7 +221,7 @@ void attention(const ExecSpace& exec, const Q& q, const K& k, const V& v, const 
   static_assert(impl::check_attention_views<ExecSpace, Q, K, V, O, Lse>());
   static_assert(check_mask_policy<Mask>());
   const impl::Problem problem = impl::describe_problem("attention", q, k, v, o, &lse, options);
-  const auto plan = impl::plan_for_problem(exec, problem, mask, options);
+  const auto plan = impl::plan_for_problem<impl::engine_for<ExecSpace, Q, K, V, O>>(exec, problem, mask, options);
   impl::run_attention(exec, plan, problem, q, k, v, o, &lse);
 }
 
@@ -212,7 +235,7 @@ void attention(const ExecSpace& exec, const Q& q, const K& k, const V& v, const 
   static_assert(check_mask_policy<Mask>());
   const impl::Problem problem = impl::describe_problem(
       "attention", q, k, v, o, static_cast<const impl::NoLse*>(nullptr), options);
-  const auto plan = impl::plan_for_problem(exec, problem, mask, options);
+  const auto plan = impl::plan_for_problem<impl::engine_for<ExecSpace, Q, K, V, O>>(exec, problem, mask, options);
   impl::run_attention(exec, plan, problem, q, k, v, o, static_cast<const impl::NoLse*>(nullptr));
 }
 

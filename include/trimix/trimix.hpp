@@ -9,6 +9,7 @@
 #include <trimix/plan.hpp>
 #include <trimix/softmax.hpp>
 #include <trimix/engine_portable.hpp>
+#include <trimix/engine.hpp>
 #include <trimix/kernel.hpp>
 #include <trimix/combine.hpp>
 #include <trimix/attention.hpp>

@@ -1,0 +1,394 @@
+#pragma once
+/// \file engine_cuda.hpp
+/// NVIDIA tensor-core tile engine: bf16 / fp16 inputs, fp32 accumulation, head dims 64 and 128,
+/// sm_80 and newer (mma.sync m16n8k16, ldmatrix, cp.async).
+///
+/// One CTA of 4 warps per work item of the shared plan; the item's 64 rows (packed GQA heads x
+/// query positions) are split 16 per warp. Q stays in registers as mma A fragments; K and V tiles
+/// of 64 keys stream through two shared-memory stages (cp.async, the next tile loads while the
+/// current one is computed), stored with an XOR swizzle of 16-byte chunks so that ldmatrix reads
+/// are free of bank conflicts. Scores, the online softmax and the output accumulators stay in
+/// registers. The policy's runs, the tile walk, the plan and the split-KV combine are the shared
+/// ones; only the tile math lives here.
+///
+/// The engine owns its launch on the execution space instance's stream (it needs more than the
+/// 48 KB of shared memory a Kokkos team gets: 80 KB at head dim 128).
+
+#include <trimix/engine.hpp>
+
+#if defined(KOKKOS_ENABLE_CUDA) && defined(__CUDACC__)
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace trimix::impl::cuda_engine {
+
+constexpr int warps = 4;
+constexpr int threads = 32 * warps;
+constexpr int block_rows = 16 * warps;  ///< rows of a work item (heads_per_item * q_rows)
+constexpr int kv_tile = 64;             ///< keys per kv-tile
+constexpr int stages = 2;               ///< K/V shared-memory buffers
+
+/// 1 for bf16 storage, 2 for fp16 storage, 0 for types the engine does not take.
+template <class T>
+constexpr int operand_kind() {
+  if constexpr (std::is_same_v<T, trimix::bf16>) return 1;
+  else if constexpr (std::is_same_v<T, trimix::fp16>) return 2;
+  else if constexpr (!std::is_same_v<T, float> && std::is_same_v<T, Kokkos::Experimental::half_t>) return 2;
+#ifdef KOKKOS_BHALF_T_IS_FLOAT
+  else if constexpr (!std::is_same_v<T, float> && std::is_same_v<T, Kokkos::Experimental::bhalf_t>) return 1;
+#endif
+  else return 0;
+}
+
+template <class Elem, class Mask>
+struct Params {
+  const Elem* q;
+  const Elem* k;
+  const Elem* v;
+  Elem* o;
+  float* lse;
+  Problem problem;
+  TileGeometry geometry;
+  Mask mask;
+  const WorkItem* items;
+  float* partial_o;
+  float* partial_lse;
+  index_t heads_per_item;
+  float scale_log2;  ///< softmax scale * log2(e): scores leave the mma in base 2
+};
+
+__device__ __forceinline__ unsigned smem_address(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
+/// 16 bytes global -> shared, asynchronously; zero-fills when !valid (rows past the sequence).
+__device__ __forceinline__ void copy_16(unsigned dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void copy_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned address, unsigned (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned address, unsigned (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
+/// d += a * b for one m16n8k16 tile (fp32 accumulators).
+template <int Kind>
+__device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  if constexpr (Kind == 1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+/// Two floats rounded to one 32-bit pair of 16-bit operands (lo in the low half).
+template <int Kind>
+__device__ __forceinline__ unsigned pack(float lo, float hi) {
+  if constexpr (Kind == 1) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+  } else {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+  }
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {  // ex2(-inf) = +0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+/// Element offset of (row, 16-byte chunk) in a [rows][Dim] tile whose chunks are XOR-swizzled by
+/// row: the 8 rows an ldmatrix reads land in 8 different 16-byte bank groups.
+template <int Dim>
+__device__ __forceinline__ int swizzle(int row, int chunk) {
+  return row * Dim + ((chunk ^ (row & 7)) << 3);
+}
+
+template <int Dim, int Kind, class Elem, class Mask>
+__global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, Mask> p) {
+  static_assert(Dim % 64 == 0, "the swizzle needs at least 8 chunks per row");
+  constexpr int chunks = Dim / 8;  // 16-byte chunks per row
+  constexpr int n_tiles = kv_tile / 8;
+  constexpr int d_tiles = Dim / 8;
+  constexpr float minus_inf = minus_infinity;
+
+  extern __shared__ __align__(128) unsigned char shared_raw[];
+  Elem* sq = reinterpret_cast<Elem*>(shared_raw);
+  Elem* sk = sq + block_rows * Dim;
+  Elem* sv = sk + stages * kv_tile * Dim;
+
+  const WorkItem item = p.items[blockIdx.x];
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const Problem& pr = p.problem;
+  const TileGeometry& g = p.geometry;
+  const index_t q_rows = g.q_tile;
+  const index_t first_q_head = item.kv_head * pr.group_size() + item.head_block * p.heads_per_item;
+  const index_t first_row = index_t(item.q_tile) * q_rows;
+  const index_t valid_rows = g.q_rows(item.q_tile);
+  const index_t first_position = g.first_position(item.q_tile);
+
+  // Q tile -> shared (zeros past seq_q).
+  for (int e = tid; e < block_rows * chunks; e += threads) {
+    const int r = e / chunks, c = e % chunks;
+    const index_t i = r % q_rows;
+    const bool valid = i < valid_rows;
+    copy_16(smem_address(sq + swizzle<Dim>(r, c)),
+            p.q + pr.q(item.batch, first_q_head + r / q_rows, first_row + (valid ? i : 0), c * 8), valid);
+  }
+  auto load_kv = [&](index_t tile, int stage) {
+    const index_t j0 = g.first_key(tile), keys = g.kv_keys(tile);
+    Elem* dk = sk + stage * kv_tile * Dim;
+    Elem* dv = sv + stage * kv_tile * Dim;
+    for (int e = tid; e < kv_tile * chunks; e += threads) {
+      const int r = e / chunks, c = e % chunks;
+      const bool valid = r < keys;
+      const index_t j = j0 + (valid ? r : 0);
+      copy_16(smem_address(dk + swizzle<Dim>(r, c)), p.k + pr.k(item.batch, item.kv_head, j, c * 8), valid);
+      copy_16(smem_address(dv + swizzle<Dim>(r, c)), p.v + pr.v(item.batch, item.kv_head, j, c * 8), valid);
+    }
+  };
+
+  auto walker = walk_tiles(p.mask, g, item);
+  index_t tile = 0;
+  bool partial = false;
+  bool has_tile = walker.next(tile, partial);
+  if (has_tile) load_kv(tile, 0);
+  copy_commit();
+  copy_wait_all();
+  __syncthreads();
+
+  // Q as A fragments: rows warp*16 .. +15, all of Dim.
+  unsigned qf[Dim / 16][4];
+  {
+    const int mat = lane / 8, r = lane % 8;
+    const int row = warp * 16 + r + (mat % 2) * 8;
+#pragma unroll
+    for (int kk = 0; kk < Dim / 16; ++kk)
+      ldmatrix_x4(smem_address(sq + swizzle<Dim>(row, kk * 2 + mat / 2)), qf[kk]);
+  }
+
+  float acc[d_tiles][4];
+#pragma unroll
+  for (int dt = 0; dt < d_tiles; ++dt) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
+  float row_max[2] = {minus_inf, minus_inf}, row_sum[2] = {0.0f, 0.0f};
+  const int row_in_warp = lane / 4;  // this thread's rows: row_in_warp and row_in_warp + 8
+  int stage = 0;
+
+  while (has_tile) {
+    index_t next_tile = 0;
+    bool next_partial = false;
+    const bool has_next = walker.next(next_tile, next_partial);
+    if (has_next) load_kv(next_tile, stage ^ 1);
+    copy_commit();
+
+    const Elem* ks = sk + stage * kv_tile * Dim;
+    const Elem* vs = sv + stage * kv_tile * Dim;
+    // S = Q K^T (16 x 64 per warp).
+    float s[n_tiles][4];
+#pragma unroll
+    for (int nt = 0; nt < n_tiles; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+    {
+      const int mat = lane / 8, r = lane % 8;
+#pragma unroll
+      for (int kk = 0; kk < Dim / 16; ++kk) {
+#pragma unroll
+        for (int np = 0; np < n_tiles / 2; ++np) {
+          unsigned b[4];
+          ldmatrix_x4(smem_address(ks + swizzle<Dim>(np * 16 + r + (mat / 2) * 8, kk * 2 + mat % 2)), b);
+          mma<Kind>(s[2 * np], qf[kk], b[0], b[1]);
+          mma<Kind>(s[2 * np + 1], qf[kk], b[2], b[3]);
+        }
+      }
+    }
+    // Base-2 scores; the mask only where the policy said partial (or past seq_k).
+    const index_t j0 = g.first_key(tile), keys = g.kv_keys(tile);
+    const bool check = partial || keys < kv_tile;
+#pragma unroll
+    for (int nt = 0; nt < n_tiles; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[nt][e] * p.scale_log2;
+        if (check) {
+          const int r = warp * 16 + row_in_warp + (e / 2) * 8;
+          const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
+          const bool seen = col < keys && (!partial || trimix::visible(p.mask, first_position + r % q_rows,
+                                                                       j0 + col, g.seq_k));
+          if (!seen) x = minus_inf;
+        }
+        s[nt][e] = x;
+      }
+    }
+    // Online softmax, per row (the 4 threads of a quad share a row).
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float mx = minus_inf;
+#pragma unroll
+      for (int nt = 0; nt < n_tiles; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(row_max[h], mx);
+      const float shift = m_new == minus_inf ? 0.0f : m_new;   // nothing seen yet: p = 0
+      const float alpha = m_new == minus_inf ? 1.0f : fast_exp2(row_max[h] - m_new);
+      float sum = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < n_tiles; ++nt) {
+        s[nt][2 * h] = fast_exp2(s[nt][2 * h] - shift);
+        s[nt][2 * h + 1] = fast_exp2(s[nt][2 * h + 1] - shift);
+        sum += s[nt][2 * h] + s[nt][2 * h + 1];
+      }
+      row_sum[h] = row_sum[h] * alpha + sum;  // this thread's columns; the quad adds up at the end
+      row_max[h] = m_new;
+#pragma unroll
+      for (int dt = 0; dt < d_tiles; ++dt) {
+        acc[dt][2 * h] *= alpha;
+        acc[dt][2 * h + 1] *= alpha;
+      }
+    }
+    // O += P V: P leaves the score accumulators as A fragments, V through ldmatrix.trans.
+    {
+      const int mat = lane / 8, r = lane % 8;
+#pragma unroll
+      for (int kk = 0; kk < kv_tile / 16; ++kk) {
+        const unsigned a[4] = {pack<Kind>(s[2 * kk][0], s[2 * kk][1]), pack<Kind>(s[2 * kk][2], s[2 * kk][3]),
+                               pack<Kind>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                               pack<Kind>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int dp = 0; dp < Dim / 16; ++dp) {
+          unsigned b[4];
+          ldmatrix_x4_trans(smem_address(vs + swizzle<Dim>(kk * 16 + r + (mat % 2) * 8, dp * 2 + mat / 2)), b);
+          mma<Kind>(acc[2 * dp], a, b[0], b[1]);
+          mma<Kind>(acc[2 * dp + 1], a, b[2], b[3]);
+        }
+      }
+    }
+    copy_wait_all();
+    __syncthreads();
+    tile = next_tile;
+    partial = next_partial;
+    has_tile = has_next;
+    stage ^= 1;
+  }
+
+  // Finish: o = acc / l, lse; or the partial slot of a split item.
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float l = row_sum[h];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const int r = warp * 16 + row_in_warp + h * 8;
+    const index_t i = r % q_rows;
+    if (i >= valid_rows) continue;
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    const index_t head = first_q_head + r / q_rows;
+    const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
+    if (item.split_slot >= 0) {
+      float* out = p.partial_o + (index_t(item.split_slot) * block_rows + r) * Dim;
+#pragma unroll
+      for (int dt = 0; dt < d_tiles; ++dt) {
+        const int col = dt * 8 + (lane % 4) * 2;
+        *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+      }
+      if (lane % 4 == 0) p.partial_lse[index_t(item.split_slot) * block_rows + r] = lse;
+    } else {
+      Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
+#pragma unroll
+      for (int dt = 0; dt < d_tiles; ++dt) {
+        const int col = dt * 8 + (lane % 4) * 2;
+        *reinterpret_cast<unsigned*>(out + col) = pack<Kind>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+      }
+      if (p.lse && lane % 4 == 0)
+        p.lse[item.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
+    }
+  }
+}
+
+inline void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess)
+    throw std::runtime_error(std::string("trimix::attention (CUDA engine): ") + what + ": " +
+                             cudaGetErrorString(status));
+}
+
+/// Largest power of two dividing the GQA group, at most 8: heads packed into one 64-row item.
+inline index_t packed_heads(index_t group) {
+  index_t h = 1;
+  while (h < 8 && group % (2 * h) == 0) h *= 2;
+  return h;
+}
+
+}  // namespace trimix::impl::cuda_engine
+
+namespace trimix::impl {
+
+template <class T>
+struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::operand_kind<T>() > 0)>> {
+  static constexpr bool available = true;
+  static constexpr int kind = cuda_engine::operand_kind<T>();
+
+  static bool handles_shape(const Problem& p) { return p.head_dim == 64 || p.head_dim == 128; }
+
+  static TileShape shape(const Problem& p) {
+    const index_t heads = cuda_engine::packed_heads(p.kv_heads ? p.group_size() : 1);
+    return TileShape{cuda_engine::block_rows / heads, cuda_engine::kv_tile, heads};
+  }
+
+  /// 16-byte loads need contiguous head_dim and 8-element-aligned rows.
+  static bool handles_views(const Problem& p, const void* q, const void* k, const void* v, const void* o) {
+    auto aligned = [](const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; };
+    auto rows_ok = [](const Strides4& s) {
+      return s.dim == 1 && s.seq % 8 == 0 && s.head % 8 == 0 && s.batch % 8 == 0;
+    };
+    return aligned(q) && aligned(k) && aligned(v) && aligned(o) && rows_ok(p.q) && rows_ok(p.k) &&
+           rows_ok(p.v) && rows_ok(p.o);
+  }
+
+  template <class Mask>
+  static void run(const Kokkos::Cuda& exec, const Plan<Kokkos::CudaSpace>& work, const Mask& mask,
+                  const AttentionArgs<T, T, T, T>& args, float* partial_o, float* partial_lse) {
+    using namespace cuda_engine;
+    Params<T, Mask> params{args.q, args.k, args.v, args.o, args.lse, args.problem, work.geometry, mask,
+                           work.items.data(), partial_o, partial_lse, work.heads_per_item,
+                           args.problem.scale * log2e};
+    if (args.problem.head_dim == 128) launch(attention_kernel<128, kind, T, Mask>, exec, work, params, 128);
+    else launch(attention_kernel<64, kind, T, Mask>, exec, work, params, 64);
+  }
+
+ private:
+  template <class Kernel, class Params>
+  static void launch(Kernel kernel, const Kokkos::Cuda& exec, const Plan<Kokkos::CudaSpace>& work,
+                     const Params& params, int dim) {
+    using namespace cuda_engine;
+    const int bytes = (block_rows + 2 * stages * kv_tile) * dim * int(sizeof(T));
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+          "cudaFuncSetAttribute");
+    kernel<<<unsigned(work.item_count()), threads, bytes, exec.cuda_stream()>>>(params);
+    check(cudaGetLastError(), "kernel launch");
+  }
+};
+
+}  // namespace trimix::impl
+
+#endif  // KOKKOS_ENABLE_CUDA && __CUDACC__
