@@ -278,3 +278,28 @@ TEST_CASE("mask names compose", "[mask]") {
   CHECK(mask_name(Causal{} & (Sink{8} | Window{512})) == "(causal&(sink|window))");
   CHECK(mask_name(EveryNthTile{}) == "every_nth_tile");
 }
+
+TEST_CASE("count_visible_pairs counts every visible pair once", "[mask]") {
+  std::mt19937_64 rng(99);
+  for (int trial = 0; trial < 30; ++trial) {
+    const TileGeometry g = random_geometry(rng);
+    const trimix::Triangle tri{random_extent(rng, g.seq_k), random_extent(rng, g.seq_k),
+                               random_extent(rng, g.seq_k)};
+    std::int64_t brute = 0;
+    for (index_t i = 0; i < g.seq_q; ++i)
+      for (index_t j = 0; j < g.seq_k; ++j) brute += trimix::visible(tri, g.position_offset() + i, j, g.seq_k);
+    CAPTURE(g.seq_q, g.seq_k, g.q_tile, tri.sink, tri.window, tri.last_rows);
+    REQUIRE(trimix::count_visible_pairs(tri, g.seq_q, g.seq_k, g.q_tile) == brute);
+  }
+  // Causal, square: N (N + 1) / 2 for lengths that are and are not tile multiples.
+  for (index_t n : {1, 63, 64, 1000})
+    REQUIRE(trimix::count_visible_pairs(trimix::Causal{}, n, n) == std::int64_t(n) * (n + 1) / 2);
+}
+
+TEST_CASE("tile_picture draws the tile classes", "[mask]") {
+  REQUIRE(trimix::tile_picture(trimix::Causal{}, 4, 4, 2, 2) == "+.\n#+\n");
+  REQUIRE(trimix::tile_picture(trimix::Full{}, 3, 5, 2, 2) == "###\n###\n");
+  // Triangle(1, 2, 2) on 8 x 8 in 2 x 2 tiles: the sink column and the window band are partial,
+  // the last q-tile (the last rows) sees every earlier key.
+  REQUIRE(trimix::tile_picture(trimix::Triangle{1, 2, 2}, 8, 8, 2, 2) == "+...\n++..\n+++.\n###+\n");
+}

@@ -14,6 +14,7 @@
 
 #include <trimix/config.hpp>
 
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -458,5 +459,49 @@ struct Triangle : ComposedPolicy<Triangle> {
   }
   const char* name() const { return "triangle"; }
 };
+
+// ---- host utilities built on the contract ------------------------------------------------------
+
+/// Visible (query, key) pairs of one head for Sq = seq_q, Sk = seq_k: the work a mask leaves
+/// (4 * D FLOPs per pair and query head). Full tiles count by area, Partial tiles pair by pair, so
+/// the cost is O(#tiles + partial area) on the host; no N x N storage.
+template <class P>
+std::int64_t count_visible_pairs(const P& policy, index_t seq_q, index_t seq_k, index_t tile = 64) {
+  check_mask_policy<P>();
+  const TileGeometry g{seq_q, seq_k, tile, tile};
+  std::int64_t pairs = 0;
+  for (index_t qt = 0; qt < g.q_tiles(); ++qt) {
+    auto cursor = kv_runs(policy, g, qt);
+    KvRun run;
+    while (cursor.next(run)) {
+      for (index_t u = run.begin; u < run.end; ++u) {
+        if (run.cls == TileClass::full) {
+          pairs += std::int64_t(g.q_rows(qt)) * std::int64_t(g.kv_keys(u));
+          continue;
+        }
+        for (index_t p = g.first_position(qt); p <= g.last_position(qt); ++p)
+          for (index_t j = g.first_key(u); j <= g.last_key(u); ++j) pairs += visible(policy, p, j, seq_k) ? 1 : 0;
+      }
+    }
+  }
+  return pairs;
+}
+
+/// The tile pattern as text, one line per q-tile: '#' Full, '+' Partial, '.' Empty (README
+/// pictures, the demo, debugging a custom policy).
+template <class P>
+std::string tile_picture(const P& policy, index_t seq_q, index_t seq_k, index_t q_tile, index_t kv_tile) {
+  check_mask_policy<P>();
+  const TileGeometry g{seq_q, seq_k, q_tile, kv_tile};
+  std::string text;
+  for (index_t qt = 0; qt < g.q_tiles(); ++qt) {
+    for (index_t u = 0; u < g.kv_tiles(); ++u) {
+      const TileClass c = classify(policy, g, qt, u);
+      text += c == TileClass::full ? '#' : c == TileClass::partial ? '+' : '.';
+    }
+    text += '\n';
+  }
+  return text;
+}
 
 }  // namespace trimix

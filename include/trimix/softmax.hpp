@@ -56,7 +56,7 @@ TRIMIX_FORCEINLINE float exp2_nonpositive(float x) {
   poly = poly * f + 2.402298003e-1f;
   poly = poly * f + 6.931470037e-1f;
   poly = poly * f + 1.0f;
-  const float scaled = float_from_int_bits(int_bits_from_float(poly) + (std::int32_t(whole) << 23));
+  const float scaled = float_from_int_bits(int_bits_from_float(poly) + std::int32_t(whole) * (std::int32_t(1) << 23));
   return x < -126.0f ? 0.0f : scaled;
 }
 
