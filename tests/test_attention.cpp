@@ -59,8 +59,8 @@ void check_against_reference(const Inputs<T>& in, const Mask& mask, const Attent
   const auto q = to_exec(in.q), k = to_exec(in.k), v = to_exec(in.v);
   const bool bhsd = options.layout == Layout::bhsd;
   const std::size_t b = in.q.extent(0), h = in.q.extent(bhsd ? 1 : 2), sq = in.q.extent(bhsd ? 2 : 1);
-  Kokkos::View<T****, ExecSpace> o("o", in.q.extent(0), in.q.extent(1), in.q.extent(2), in.q.extent(3));
-  Kokkos::View<float***, ExecSpace> lse("lse", b, h, sq);
+  Kokkos::View<T****, Kokkos::LayoutRight, ExecSpace> o("o", in.q.extent(0), in.q.extent(1), in.q.extent(2), in.q.extent(3));
+  Kokkos::View<float***, Kokkos::LayoutRight, ExecSpace> lse("lse", b, h, sq);
   poison(o);
   poison(lse);
   trimix::attention(ExecSpace{}, q, k, v, o, lse, mask, options);
@@ -167,8 +167,8 @@ TEST_CASE("split-KV on and off agree within rounding", "[attention][split]") {
   const auto in = random_inputs<float>(s, rng, Layout::bhsd);
   const auto q = to_exec(in.q), k = to_exec(in.k), v = to_exec(in.v);
   const auto mask = trimix::Triangle{8, 96, 64};
-  Kokkos::View<float****, ExecSpace> o_split("o_split", 2, 8, 300, 64), o_whole("o_whole", 2, 8, 300, 64);
-  Kokkos::View<float***, ExecSpace> lse_split("lse_split", 2, 8, 300), lse_whole("lse_whole", 2, 8, 300);
+  Kokkos::View<float****, Kokkos::LayoutRight, ExecSpace> o_split("o_split", 2, 8, 300, 64), o_whole("o_whole", 2, 8, 300, 64);
+  Kokkos::View<float***, Kokkos::LayoutRight, ExecSpace> lse_split("lse_split", 2, 8, 300), lse_whole("lse_whole", 2, 8, 300);
   for (auto view : {o_split, o_whole}) poison(view);
   for (auto view : {lse_split, lse_whole}) poison(view);
   AttentionOptions split, whole;
@@ -197,8 +197,8 @@ TEST_CASE("rows that see no key give o = 0 and lse = -inf", "[attention][masked]
   split.max_tiles_per_item = 1;
   check_against_reference(in, trimix::LastRows{30}, split);
   const auto q = to_exec(in.q), k = to_exec(in.k), v = to_exec(in.v);
-  Kokkos::View<float****, ExecSpace> o("o", 1, 4, 70, 64);
-  Kokkos::View<float***, ExecSpace> lse("lse", 1, 4, 70);
+  Kokkos::View<float****, Kokkos::LayoutRight, ExecSpace> o("o", 1, 4, 70, 64);
+  Kokkos::View<float***, Kokkos::LayoutRight, ExecSpace> lse("lse", 1, 4, 70);
   poison(o);
   trimix::attention(ExecSpace{}, q, k, v, o, lse, trimix::Sink{0});
   const auto o_host = to_host(o);
@@ -225,7 +225,7 @@ TEST_CASE("a plan is reusable across calls with new data", "[attention][plan]") 
   const Shape s{1, 8, 2, 200, 200, 64};
   const auto first = random_inputs<float>(s, rng, Layout::bhsd);
   const auto second = random_inputs<float>(s, rng, Layout::bhsd);
-  Kokkos::View<float****, ExecSpace> o("o", 1, 8, 200, 64);
+  Kokkos::View<float****, Kokkos::LayoutRight, ExecSpace> o("o", 1, 8, 200, 64);
   const auto plan = trimix::plan_attention(ExecSpace{}, to_exec(first.q), to_exec(first.k),
                                            to_exec(first.v), o, trimix::Triangle{8, 32, 16});
   for (const auto* in : {&first, &second}) {
@@ -239,8 +239,8 @@ TEST_CASE("a plan is reusable across calls with new data", "[attention][plan]") 
 }
 
 TEST_CASE("sparse masks skip tiles: the plan visits exactly the runs", "[attention][plan]") {
-  Kokkos::View<float****, ExecSpace> q("q", 1, 8, 8192, 64), k("k", 1, 2, 8192, 64);
-  Kokkos::View<float****, ExecSpace> o("o", 1, 8, 8192, 64);
+  Kokkos::View<float****, Kokkos::LayoutRight, ExecSpace> q("q", 1, 8, 8192, 64), k("k", 1, 2, 8192, 64);
+  Kokkos::View<float****, Kokkos::LayoutRight, ExecSpace> o("o", 1, 8, 8192, 64);
   const auto causal = trimix::plan_attention(ExecSpace{}, q, k, k, o, trimix::Causal{});
   const auto triangle = trimix::plan_attention(ExecSpace{}, q, k, k, o, trimix::Triangle{});
   const auto& g = triangle.work.geometry;
@@ -262,10 +262,10 @@ TEST_CASE("sparse masks skip tiles: the plan visits exactly the runs", "[attenti
 
 TEST_CASE("invalid arguments throw before any work and leave outputs untouched", "[attention][errors]") {
   using Catch::Matchers::ContainsSubstring;
-  using V4 = Kokkos::View<float****, ExecSpace>;
+  using V4 = Kokkos::View<float****, Kokkos::LayoutRight, ExecSpace>;
   V4 q("q", 1, 4, 10, 64), k("k", 1, 2, 10, 64), v("v", 1, 2, 10, 64), o("o", 1, 4, 10, 64);
   Kokkos::deep_copy(o, 7.0f);
-  Kokkos::View<float***, ExecSpace> lse("lse", 1, 4, 10);
+  Kokkos::View<float***, Kokkos::LayoutRight, ExecSpace> lse("lse", 1, 4, 10);
   Kokkos::deep_copy(lse, 7.0f);
   const auto mask = trimix::Causal{};
   const ExecSpace exec{};
@@ -289,7 +289,7 @@ TEST_CASE("invalid arguments throw before any work and leave outputs untouched",
   CHECK_THROWS_WITH(trimix::attention(exec, V4("q", 1, 4, 10, 72), V4("k", 1, 2, 10, 72),
                                       V4("v", 1, 2, 10, 72), V4("o", 1, 4, 10, 72), mask),
                     ContainsSubstring("head_dim 72 is not supported"));
-  CHECK_THROWS_WITH(trimix::attention(exec, q, k, v, o, Kokkos::View<float***, ExecSpace>("lse", 1, 4, 9), mask),
+  CHECK_THROWS_WITH(trimix::attention(exec, q, k, v, o, Kokkos::View<float***, Kokkos::LayoutRight, ExecSpace>("lse", 1, 4, 9), mask),
                     ContainsSubstring("lse 'lse'(1,4,9) must be (batch, q_heads, seq_q)"));
   CHECK_THROWS_WITH(trimix::attention(exec, q, k, v, q, mask), ContainsSubstring("o 'q'(1,4,10,64) aliases q"));
   V4 shared("shared", 1, 4, 10, 64);  // o overlapping part of k
@@ -312,8 +312,37 @@ TEST_CASE("invalid arguments throw before any work and leave outputs untouched",
 }
 
 TEST_CASE("empty problems do nothing", "[attention][shapes]") {
-  Kokkos::View<float****, ExecSpace> q("q", 0, 4, 10, 64), k("k", 0, 2, 10, 64), o("o", 0, 4, 10, 64);
+  Kokkos::View<float****, Kokkos::LayoutRight, ExecSpace> q("q", 0, 4, 10, 64), k("k", 0, 2, 10, 64), o("o", 0, 4, 10, 64);
   CHECK_NOTHROW(trimix::attention(ExecSpace{}, q, k, k, o, trimix::Triangle{}));
-  Kokkos::View<float****, ExecSpace> q0("q0", 1, 4, 0, 64), k0("k0", 1, 2, 0, 64), o0("o0", 1, 4, 0, 64);
+  Kokkos::View<float****, Kokkos::LayoutRight, ExecSpace> q0("q0", 1, 4, 0, 64), k0("k0", 1, 2, 0, 64), o0("o0", 1, 4, 0, 64);
   CHECK_NOTHROW(trimix::attention(ExecSpace{}, q0, k0, k0, o0, trimix::Causal{}));
+}
+
+// The shapes a backend tile engine takes (16-bit types, head dims 64 and 128), small enough for
+// compute-sanitizer: GQA groups that pack 1, 2 and 4 heads, lengths off the 64-key tile, chunked
+// prefill, forced splits, both layouts. Where the backend has an engine, the plan must pick it.
+TEMPLATE_TEST_CASE("tile-engine shapes match the reference", "[attention][engine][sanitize]", trimix::bf16,
+                   trimix::fp16) {
+  using Engine = trimix::impl::tile_engine<ExecSpace, TestType, TestType, TestType, TestType>;
+  std::mt19937_64 rng(2718);
+  const Shape shapes[] = {{1, 4, 4, 65, 65, 64}, {2, 8, 2, 70, 200, 128}, {1, 6, 1, 1, 129, 64},
+                          {1, 8, 1, 130, 130, 128}};
+  for (const Shape& s : shapes) {
+    for (const Layout layout : {Layout::bhsd, Layout::bshd}) {
+      const auto in = random_inputs<TestType>(s, rng, layout);
+      AttentionOptions options;
+      options.layout = layout;
+      options.max_tiles_per_item = 1;  // every multi-tile row split: exercises the combine
+      check_against_reference(in, trimix::Triangle{3, 70, 20}, options);
+      options.max_tiles_per_item = 0;
+      check_against_reference(in, trimix::Causal{}, options);
+      check_against_reference(in, trimix::Sink{0} | trimix::Window{9}, options);
+    }
+    Kokkos::View<TestType****, Kokkos::LayoutRight, ExecSpace> q("q", s.batch, s.q_heads, s.seq_q, s.head_dim);
+    Kokkos::View<TestType****, Kokkos::LayoutRight, ExecSpace> k("k", s.batch, s.kv_heads, s.seq_k, s.head_dim);
+    const auto plan = trimix::plan_attention(ExecSpace{}, q, k, k,
+                                             Kokkos::View<TestType****, Kokkos::LayoutRight, ExecSpace>("o", s.batch, s.q_heads, s.seq_q, s.head_dim),
+                                             trimix::Causal{});
+    CHECK(plan.backend_engine == Engine::available);
+  }
 }

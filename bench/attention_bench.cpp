@@ -1,0 +1,478 @@
+// Attention benchmark: time of trimix::attention per sequence length, mask and element type on
+// Kokkos' default execution space, with the context needed to compare runs (device, commit,
+// backend, threads), one CSV row per case.
+//
+//   attention_bench [--seq 2048,4096,8192,16384] [--masks causal,triangle,streaming]
+//                   [--dtypes f32,bf16] [--threads N] [--csv results.csv] ...   (--help)
+//
+// For each (dtype, seq) dense causal runs first, and every mask's row carries its speed-up over it.
+// Planning is timed apart from the kernel; the clock stops after a fence. A thread sweep is one run
+// per thread count (bench/run_cpu.sh): Kokkos is initialised once per process.
+//
+// CSV columns (appended; header written when the file is new):
+//   device,commit,kokkos_backend,threads,dtype,mask,batch,q_heads,kv_heads,head_dim,seq,plan_ms,
+//   time_ms,visible_pairs,tflops_visible,speedup_vs_causal,time_vs_causal_ratio
+// visible_pairs is per (batch, query head); tflops_visible counts 4 * head_dim FLOPs per visible
+// pair, batch and query head; speedup_vs_causal = causal time / time, time_vs_causal_ratio its
+// inverse.
+
+#include <trimix/trimix.hpp>
+
+#include <Kokkos_Core.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#ifndef TRIMIX_GIT_COMMIT
+#define TRIMIX_GIT_COMMIT "unknown"
+#endif
+
+namespace {
+
+using trimix::index_t;
+
+// ---- command line -------------------------------------------------------------------------------
+
+struct Options {
+  std::vector<index_t> seqs = {2048, 4096, 8192, 16384};
+  std::vector<std::string> masks = {"causal", "triangle", "streaming"};
+  std::vector<std::string> dtypes = {"f32", "bf16"};
+  int threads = 0;  ///< 0: Kokkos' default (OMP_NUM_THREADS on OpenMP)
+  index_t batch = 1, q_heads = 32, kv_heads = 8, head_dim = 128;
+  index_t sink = 8, window = 512, last_rows = 128;
+  int repeat = 3;
+  int warmup = 1;
+  double budget_s = 10;  ///< per case: no further timed runs once this much time is spent
+  std::string csv;
+  std::string io_dir;  ///< inputs from q.bin/k.bin/v.bin, outputs to o_<mask>.bin (raw, [B,H,S,D])
+  std::uint64_t seed = 2025;
+};
+
+void print_usage(const char* program) {
+  std::printf(
+      "Usage: %s [options]\n"
+      "Times trimix::attention over sequence lengths, masks and element types.\n\n"
+      "  --seq LIST       sequence lengths (queries = keys)       [2048,4096,8192,16384]\n"
+      "  --masks LIST     causal,triangle,streaming,full            [causal,triangle,streaming]\n"
+      "  --dtypes LIST    f32,bf16,f16                              [f32,bf16]\n"
+      "  --threads N      threads Kokkos starts with (0: its default, e.g. OMP_NUM_THREADS) [0]\n"
+      "  --batch B        [1]     --q-heads H   [32]    --kv-heads H  [8]    --head-dim D [128]\n"
+      "  --sink S         [8]     --window W    [512]   --last-rows R [128]  (triangle, streaming)\n"
+      "  --warmup N       untimed runs per case                     [1]\n"
+      "  --repeat N       timed runs per case: the best of fewer than 5, else the median [3]\n"
+      "  --budget-s S     no more timed runs once they add up to S seconds; a single run\n"
+      "                   longer than S/2 (warm-up included) is timed alone     [10]\n"
+      "  --csv PATH       append one row per case to PATH\n"
+      "  --seed S         seed of the random inputs                 [2025]\n"
+      "  --io-dir DIR     read Q/K/V from DIR/{q,k,v}.bin instead of drawing them, write each\n"
+      "                   mask's output to DIR/o_<mask>.bin (raw elements, [B, H, S, D] order;\n"
+      "                   one dtype and one seq; bench/compare_gpu.py uses it)\n\n"
+      "Environment: TRIMIX_DEVICE overrides the device name recorded in the CSV.\n",
+      program);
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) items.push_back(item);
+  if (items.empty()) throw std::invalid_argument("empty list '" + text + "'");
+  return items;
+}
+
+index_t parse_int(const std::string& name, const std::string& text, index_t min_value) {
+  std::size_t used = 0;
+  long long value = 0;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty())
+    throw std::invalid_argument(name + " expects an integer, got '" + text + "'");
+  if (value < min_value)
+    throw std::invalid_argument(name + " must be at least " + std::to_string(min_value) + ", got " + text);
+  return index_t(value);
+}
+
+bool parse_options(int argc, char* argv[], Options& opt) {
+  for (int a = 1; a < argc; ++a) {
+    std::string arg = argv[a];
+    if (arg.rfind("--kokkos", 0) == 0) continue;
+    if (arg == "--help" || arg == "-h") return false;
+    std::string value;
+    const std::size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    } else if (a + 1 < argc) {
+      value = argv[++a];
+    } else {
+      throw std::invalid_argument(arg + " expects a value (see --help)");
+    }
+    if (arg == "--seq") {
+      opt.seqs.clear();
+      for (const auto& s : split_list(value)) opt.seqs.push_back(parse_int(arg, s, 1));
+    } else if (arg == "--masks") {
+      opt.masks = split_list(value);
+    } else if (arg == "--dtypes") {
+      opt.dtypes = split_list(value);
+    } else if (arg == "--threads") opt.threads = int(parse_int(arg, value, 0));
+    else if (arg == "--batch") opt.batch = parse_int(arg, value, 1);
+    else if (arg == "--q-heads") opt.q_heads = parse_int(arg, value, 1);
+    else if (arg == "--kv-heads") opt.kv_heads = parse_int(arg, value, 1);
+    else if (arg == "--head-dim") opt.head_dim = parse_int(arg, value, 1);
+    else if (arg == "--sink") opt.sink = parse_int(arg, value, 0);
+    else if (arg == "--window") opt.window = parse_int(arg, value, 0);
+    else if (arg == "--last-rows") opt.last_rows = parse_int(arg, value, 0);
+    else if (arg == "--warmup") opt.warmup = int(parse_int(arg, value, 0));
+    else if (arg == "--repeat") opt.repeat = int(parse_int(arg, value, 1));
+    else if (arg == "--budget-s") opt.budget_s = double(parse_int(arg, value, 0));
+    else if (arg == "--csv") opt.csv = value;
+    else if (arg == "--seed") opt.seed = std::uint64_t(parse_int(arg, value, 0));
+    else if (arg == "--io-dir") opt.io_dir = value;
+    else throw std::invalid_argument("unknown option " + arg + " (see --help)");
+  }
+  for (const auto& m : opt.masks)
+    if (m != "causal" && m != "triangle" && m != "streaming" && m != "full")
+      throw std::invalid_argument("unknown mask '" + m + "' (causal, triangle, streaming, full)");
+  for (const auto& d : opt.dtypes)
+    if (d != "f32" && d != "bf16" && d != "f16")
+      throw std::invalid_argument("unknown dtype '" + d + "' (f32, bf16, f16)");
+  if (opt.q_heads % opt.kv_heads != 0)
+    throw std::invalid_argument("--q-heads must be a multiple of --kv-heads");
+  if (!opt.io_dir.empty() && (opt.seqs.size() != 1 || opt.dtypes.size() != 1))
+    throw std::invalid_argument("--io-dir takes exactly one --seq and one --dtypes");
+  // Dense causal first: every other mask is reported relative to it.
+  std::stable_partition(opt.masks.begin(), opt.masks.end(), [](const std::string& m) { return m == "causal"; });
+  return true;
+}
+
+// ---- context --------------------------------------------------------------------------------------
+
+/// TRIMIX_DEVICE, else the CPU model on host backends, else the backend's name.
+std::string device_name() {
+  if (const char* env = std::getenv("TRIMIX_DEVICE"); env && *env) return env;
+  using Memory = Kokkos::DefaultExecutionSpace::memory_space;
+  if (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Memory>::accessible) {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(cpuinfo, line)) {
+      if (line.rfind("model name", 0) != 0) continue;
+      const std::size_t colon = line.find(':');
+      if (colon == std::string::npos) break;
+      std::string name = line.substr(colon + 1);
+      name.erase(0, name.find_first_not_of(" \t"));
+      return name;
+    }
+  }
+  return Kokkos::DefaultExecutionSpace::name();
+}
+
+/// True when `path` does not exist or holds nothing (then a CSV header is due).
+bool file_is_empty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  return !in.good() || in.tellg() <= 0;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string quoted = "\"";
+  for (char c : s) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
+// ---- inputs and work ------------------------------------------------------------------------------
+
+/// Counter-based standard normal (splitmix64 + Box-Muller): the same inputs whatever the threads.
+inline std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+inline double unit_normal(std::uint64_t seed, std::uint64_t index) {
+  constexpr double two_pi = 6.283185307179586;
+  constexpr double to_unit = 0x1p-53;
+  const std::uint64_t a = splitmix64(seed ^ splitmix64(2 * index));
+  const std::uint64_t b = splitmix64(seed ^ splitmix64(2 * index + 1));
+  const double u1 = (double(a >> 11) + 0.5) * to_unit;
+  const double u2 = double(b >> 11) * to_unit;
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2);
+}
+
+template <class View>
+void fill_normal(const View& view, std::uint64_t seed) {
+  using T = typename View::non_const_value_type;
+  auto host = Kokkos::create_mirror_view(view);
+  T* data = host.data();
+  Kokkos::parallel_for(
+      "attention_bench::fill_normal",
+      Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, index_t(host.span())),
+      [=](index_t e) { data[e] = trimix::element_traits<T>::from_double(unit_normal(seed, std::uint64_t(e))); });
+  Kokkos::fence();
+  Kokkos::deep_copy(view, host);
+}
+
+/// Raw element files of --io-dir: exactly view.span() elements, [B, H, S, D] order (LayoutRight).
+template <class View>
+void read_raw(const View& view, const std::string& path) {
+  using T = typename View::non_const_value_type;
+  auto host = Kokkos::create_mirror_view(view);
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(host.data()), std::streamsize(host.span() * sizeof(T)));
+  if (!in || in.peek() != std::char_traits<char>::eof())
+    throw std::invalid_argument("--io-dir: " + path + " does not hold exactly " +
+                                std::to_string(host.span()) + " elements of " + trimix::element_name<T>());
+  Kokkos::deep_copy(view, host);
+}
+
+template <class View>
+void write_raw(const View& view, const std::string& path) {
+  using T = typename View::non_const_value_type;
+  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), view);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(host.data()), std::streamsize(host.span() * sizeof(T)));
+  if (!out) throw std::runtime_error("--io-dir: cannot write " + path);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// ---- one case ---------------------------------------------------------------------------------------
+
+struct Result {
+  std::string dtype, mask;
+  index_t seq = 0;
+  double plan_ms = 0, time_ms = 0;
+  index_t pairs = 0, visited_tiles = 0;
+  double tflops = 0;
+  int runs = 0;
+};
+
+template <class Exec, class View4, class Mask>
+Result time_case(const Options& opt, const Exec& exec, const View4& q, const View4& k, const View4& v,
+                 const View4& o, const std::string& dtype, const std::string& mask_label,
+                 const Mask& mask, index_t seq) {
+  Result r;
+  r.dtype = dtype;
+  r.mask = mask_label;
+  r.seq = seq;
+  auto t0 = std::chrono::steady_clock::now();
+  const auto plan = trimix::plan_attention(exec, q, k, v, o, mask);
+  exec.fence();
+  r.plan_ms = 1e3 * seconds_since(t0);
+  r.visited_tiles = plan.work.visited_tiles;
+  r.pairs = trimix::count_visible_pairs(mask, seq, seq);
+
+  // Warm-up runs, then timed runs until --repeat or the budget. A run that alone takes more than
+  // half the budget is timed even as a warm-up and ends the case: at that length, first-touch
+  // effects are noise, and a second run would double the sweep.
+  std::vector<double> times;
+  double timed_s = 0;
+  for (int i = 0; i < opt.warmup + opt.repeat; ++i) {
+    t0 = std::chrono::steady_clock::now();
+    trimix::attention(exec, plan, q, k, v, o);
+    exec.fence();  // kernels are asynchronous
+    const double seconds = seconds_since(t0);
+    const bool long_run = seconds > opt.budget_s / 2;
+    if (i >= opt.warmup || long_run) {
+      times.push_back(seconds);
+      timed_s += seconds;
+      ++r.runs;
+    }
+    if (long_run || timed_s > opt.budget_s) break;
+  }
+  // The median, as the GPU peers report theirs (triton's do_bench); the best of few on CPUs.
+  std::sort(times.begin(), times.end());
+  const double best = times.size() < 5 ? times.front() : times[times.size() / 2];
+  r.time_ms = 1e3 * best;
+  const double flops = 4.0 * double(opt.head_dim) * double(r.pairs) * double(opt.batch * opt.q_heads);
+  r.tflops = flops / best * 1e-12;
+  return r;
+}
+
+struct Context {
+  std::string device, commit, backend;
+  int threads = 0;
+};
+
+void write_csv_row(std::ofstream& csv, const Context& ctx, const Options& opt, const Result& r,
+                   const Result* causal) {
+  char numbers[256];
+  std::snprintf(numbers, sizeof numbers, "%.4f,%.4f,%lld,%.5f", r.plan_ms, r.time_ms, (long long)r.pairs,
+                r.tflops);
+  std::string speedup, ratio;
+  if (causal) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.4f", causal->time_ms / r.time_ms);
+    speedup = buf;
+    std::snprintf(buf, sizeof buf, "%.5f", r.time_ms / causal->time_ms);
+    ratio = buf;
+  }
+  csv << csv_field(ctx.device) << ',' << csv_field(ctx.commit) << ',' << csv_field(ctx.backend) << ','
+      << ctx.threads << ',' << r.dtype << ',' << r.mask << ',' << opt.batch << ',' << opt.q_heads << ','
+      << opt.kv_heads << ',' << opt.head_dim << ',' << r.seq << ',' << numbers << ',' << speedup << ','
+      << ratio << '\n';
+  csv.flush();
+}
+
+template <class T>
+void run_dtype(const Options& opt, const Context& ctx, std::ofstream* csv, std::vector<Result>& results) {
+  using Exec = Kokkos::DefaultExecutionSpace;
+  using View4 = Kokkos::View<T****, Kokkos::LayoutRight, Exec::memory_space>;  // head_dim contiguous everywhere
+  const std::string dtype = trimix::element_name<T>();
+  const Exec exec;
+  for (index_t seq : opt.seqs) {
+    const index_t b = opt.batch, d = opt.head_dim;
+    View4 q(Kokkos::view_alloc(Kokkos::WithoutInitializing, "q"), b, opt.q_heads, seq, d);
+    View4 k(Kokkos::view_alloc(Kokkos::WithoutInitializing, "k"), b, opt.kv_heads, seq, d);
+    View4 v(Kokkos::view_alloc(Kokkos::WithoutInitializing, "v"), b, opt.kv_heads, seq, d);
+    View4 o("o", b, opt.q_heads, seq, d);  // zero-filled: its pages are touched before timing
+    if (opt.io_dir.empty()) {
+      fill_normal(q, opt.seed * 3 + 0);
+      fill_normal(k, opt.seed * 3 + 1);
+      fill_normal(v, opt.seed * 3 + 2);
+    } else {
+      read_raw(q, opt.io_dir + "/q.bin");
+      read_raw(k, opt.io_dir + "/k.bin");
+      read_raw(v, opt.io_dir + "/v.bin");
+    }
+    const Result* causal = nullptr;
+    std::size_t causal_index = 0;
+    for (const std::string& name : opt.masks) {
+      std::fprintf(stderr, "  %-5s %-10s seq %6lld ...", dtype.c_str(), name.c_str(), (long long)seq);
+      std::fflush(stderr);
+      const auto started = std::chrono::steady_clock::now();
+      Result r;
+      if (name == "causal") r = time_case(opt, exec, q, k, v, o, dtype, name, trimix::Causal{}, seq);
+      else if (name == "triangle")
+        r = time_case(opt, exec, q, k, v, o, dtype, name, trimix::Triangle{opt.sink, opt.window, opt.last_rows}, seq);
+      else if (name == "streaming")
+        r = time_case(opt, exec, q, k, v, o, dtype, name, trimix::Streaming{opt.sink, opt.window}, seq);
+      else r = time_case(opt, exec, q, k, v, o, dtype, name, trimix::Full{}, seq);
+      results.push_back(r);
+      if (!opt.io_dir.empty()) write_raw(o, opt.io_dir + "/o_" + name + ".bin");
+      if (name == "causal") causal_index = results.size() - 1;
+      causal = opt.masks.front() == "causal" ? &results[causal_index] : nullptr;
+      std::fprintf(stderr, " %9.2f ms (%d runs, %.1f s)\n", r.time_ms, r.runs, seconds_since(started));
+      if (csv) write_csv_row(*csv, ctx, opt, results.back(), causal);
+    }
+  }
+}
+
+void print_table(const Options& opt, const std::vector<Result>& results) {
+  std::printf("\n%-5s %-10s %7s %9s %11s %9s %14s %9s %12s\n", "dtype", "mask", "seq", "plan ms", "time ms",
+              "TFLOP/s", "visible pairs", "speed-up", "tile bound");
+  const Result* causal = nullptr;
+  for (const Result& r : results) {
+    if (r.mask == "causal") causal = &r;
+    const bool same = causal && causal->seq == r.seq && causal->dtype == r.dtype;
+    char speedup[32] = "-", bound[32] = "-";
+    if (same) {
+      std::snprintf(speedup, sizeof speedup, "%.2fx", causal->time_ms / r.time_ms);
+      std::snprintf(bound, sizeof bound, "%.2fx", double(causal->visited_tiles) / double(r.visited_tiles));
+    }
+    std::printf("%-5s %-10s %7lld %9.2f %11.2f %9.3f %14lld %9s %12s\n", r.dtype.c_str(), r.mask.c_str(),
+                (long long)r.seq, r.plan_ms, r.time_ms, r.tflops, (long long)r.pairs, speedup, bound);
+  }
+  (void)opt;
+  std::printf("\nTFLOP/s on visible pairs (4 x head_dim FLOPs per pair and query head); tile bound = kv-tiles "
+              "causal visits / kv-tiles the mask visits, with the plan's tiles.\n");
+}
+
+/// argv for Kokkos::initialize: the program name, the --kokkos-* options, and the thread count as
+/// Kokkos' own option when one is asked. Nothing else: Kokkos 3 also reads legacy options without
+/// the prefix (--threads=N, --numa=N, --device=N) and would reject ours.
+std::vector<char*> kokkos_argv(int argc, char* argv[], const Options& opt, std::string& storage) {
+  std::vector<char*> args = {argv[0]};
+  for (int a = 1; a < argc; ++a)
+    if (std::string(argv[a]).rfind("--kokkos", 0) == 0) args.push_back(argv[a]);
+  if (opt.threads > 0) {
+#if defined(KOKKOS_VERSION) && KOKKOS_VERSION >= 40000
+    storage = "--kokkos-num-threads=" + std::to_string(opt.threads);
+#else
+    storage = "--kokkos-threads=" + std::to_string(opt.threads);
+#endif
+    args.push_back(storage.data());
+  }
+  args.push_back(nullptr);
+  return args;
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  Options opt;
+  try {
+    if (!parse_options(argc, argv, opt)) {
+      print_usage(argv[0]);
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attention_bench: %s\n", e.what());
+    return 2;
+  }
+  std::string thread_option;
+  std::vector<char*> kargs = kokkos_argv(argc, argv, opt, thread_option);
+  int kargc = int(kargs.size()) - 1;
+  Kokkos::ScopeGuard kokkos(kargc, kargs.data());
+
+  Context ctx;
+  ctx.device = device_name();
+  ctx.commit = TRIMIX_GIT_COMMIT;
+  ctx.backend = Kokkos::DefaultExecutionSpace::name();
+  ctx.threads = int(Kokkos::DefaultExecutionSpace().concurrency());
+  std::printf("attention_bench: %s, commit %s, Kokkos %s with %d threads\n", ctx.device.c_str(),
+              ctx.commit.c_str(), ctx.backend.c_str(), ctx.threads);
+  std::printf("batch %lld, q heads %lld, kv heads %lld, head dim %lld; triangle(%lld,%lld,%lld), "
+              "streaming(%lld,%lld); warmup %d, best of %d (budget %.0f s per case)\n",
+              (long long)opt.batch, (long long)opt.q_heads, (long long)opt.kv_heads, (long long)opt.head_dim,
+              (long long)opt.sink, (long long)opt.window, (long long)opt.last_rows, (long long)opt.sink,
+              (long long)opt.window, opt.warmup, opt.repeat, opt.budget_s);
+  std::fflush(stdout);
+
+  std::ofstream csv;
+  if (!opt.csv.empty()) {
+    const bool fresh = file_is_empty(opt.csv);
+    csv.open(opt.csv, std::ios::app);
+    if (!csv) {
+      std::fprintf(stderr, "attention_bench: cannot write %s\n", opt.csv.c_str());
+      return 1;
+    }
+    if (fresh)
+      csv << "device,commit,kokkos_backend,threads,dtype,mask,batch,q_heads,kv_heads,head_dim,seq,plan_ms,"
+             "time_ms,visible_pairs,tflops_visible,speedup_vs_causal,time_vs_causal_ratio"
+          << std::endl;
+  }
+  std::vector<Result> results;
+  try {
+    for (const std::string& dtype : opt.dtypes) {
+      if (dtype == "f32") run_dtype<float>(opt, ctx, csv.is_open() ? &csv : nullptr, results);
+      else if (dtype == "bf16") run_dtype<trimix::bf16>(opt, ctx, csv.is_open() ? &csv : nullptr, results);
+      else run_dtype<trimix::fp16>(opt, ctx, csv.is_open() ? &csv : nullptr, results);
+    }
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "attention_bench: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attention_bench: %s\n", e.what());
+    return 1;
+  }
+  print_table(opt, results);
+  return 0;
+}

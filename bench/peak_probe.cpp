@@ -1,0 +1,210 @@
+// fp32 FMA peak of this machine, per core and for all threads: the ceiling the attention benchmark
+// is read against.
+//
+// The probe keeps `accumulators` independent vectors of `lanes` floats and applies one fused
+// multiply-add to each per step, so there are enough independent FMAs in flight to cover the FMA
+// latency on every pipe. The loops are plain C++ with compile-time bounds (std::fma, so that FMAs
+// are emitted whatever -ffp-contract says); built with -O3 -march=native they compile to the widest
+// FMA instructions the CPU has. No Kokkos: std::thread only, one thread per requested core.
+//
+//   peak_probe [--threads N] [--seconds S] [--csv path]
+//
+// Prints GFLOP/s of one thread and of N threads (default: every hardware thread); with --csv, also
+// appends one line "device,threads,gflops_per_core,gflops_total,isa" (header if the file is new).
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+constexpr int lanes = 16;         // one AVX-512 vector of floats (two AVX2 vectors)
+constexpr int accumulators = 12;  // independent chains: > FMA latency x FMA pipes on current CPUs
+constexpr std::int64_t steps_per_round = 1 << 16;
+constexpr double flops_per_fma = 2.0;
+
+/// One step: one FMA on every lane of every accumulator. The accumulators are written out as
+/// separate statements in one loop over lanes (a fold over their indices), so the compiler
+/// vectorises the lanes and keeps the chains independent; a loop over accumulators instead
+/// invites loop interchange (GCC's -O3 moves the step loop inside, leaving one latency-bound chain).
+template <std::size_t... A>
+inline void fma_step(float (&acc)[accumulators][lanes], const float (&mul)[lanes], const float (&add)[lanes],
+                     std::index_sequence<A...>) {
+  for (int c = 0; c < lanes; ++c) ((acc[A][c] = std::fma(acc[A][c], mul[c], add[c])), ...);
+}
+
+/// Runs `rounds` x steps_per_round steps of accumulators x lanes FMAs; returns a value that
+/// depends on every accumulator so that the compiler cannot drop the work.
+float fma_kernel(std::int64_t rounds, float seed) {
+  float acc[accumulators][lanes];
+  float mul[lanes], add[lanes];
+  for (int c = 0; c < lanes; ++c) {
+    mul[c] = 0.999999f - 1e-7f * float(c);  // |mul| < 1: the accumulators converge, no overflow
+    add[c] = 1e-6f * float(c + 1);
+  }
+  for (int a = 0; a < accumulators; ++a)
+    for (int c = 0; c < lanes; ++c) acc[a][c] = seed + float(a * lanes + c);
+  for (std::int64_t r = 0; r < rounds; ++r) {
+    for (std::int64_t s = 0; s < steps_per_round; ++s)
+      fma_step(acc, mul, add, std::make_index_sequence<accumulators>{});
+    // An opaque barrier per round: keeps the accumulators in registers across the inner loop
+    // while stopping the compiler from collapsing rounds algebraically.
+    asm volatile("" : : "g"(&acc[0][0]) : "memory");
+  }
+  float sum = 0.0f;
+  for (int a = 0; a < accumulators; ++a)
+    for (int c = 0; c < lanes; ++c) sum += acc[a][c];
+  return sum;
+}
+
+double flops_of(std::int64_t rounds) {
+  return double(rounds) * double(steps_per_round) * accumulators * lanes * flops_per_fma;
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// Rounds one thread needs for about `seconds` of work.
+std::int64_t calibrate(double seconds) {
+  std::int64_t rounds = 1;
+  for (;;) {
+    const double t0 = now_seconds();
+    volatile float sink = fma_kernel(rounds, 1.0f);
+    (void)sink;
+    const double elapsed = now_seconds() - t0;
+    if (elapsed > 0.05) return std::max<std::int64_t>(1, std::int64_t(double(rounds) * seconds / elapsed));
+    rounds *= 2;
+  }
+}
+
+/// GFLOP/s of `threads` threads each running `rounds`, best of `repeat` (all threads start together;
+/// the time is the slowest thread's).
+double measure(int threads, std::int64_t rounds, int repeat) {
+  double best = 0;
+  for (int rep = 0; rep < repeat; ++rep) {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<double> elapsed(std::size_t(threads), 0.0);
+    std::vector<float> results(std::size_t(threads), 0.0f);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (!go.load()) std::this_thread::yield();
+        const double t0 = now_seconds();
+        results[std::size_t(t)] = fma_kernel(rounds, float(t));
+        elapsed[std::size_t(t)] = now_seconds() - t0;
+      });
+    }
+    while (ready.load() < threads) std::this_thread::yield();
+    go.store(true);
+    for (auto& th : pool) th.join();
+    const double slowest = *std::max_element(elapsed.begin(), elapsed.end());
+    best = std::max(best, flops_of(rounds) * threads / slowest * 1e-9);
+    volatile float sink = results[0];
+    (void)sink;
+  }
+  return best;
+}
+
+std::string device_name() {
+  if (const char* env = std::getenv("TRIMIX_DEVICE"); env && *env) return env;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const std::size_t colon = line.find(':');
+    if (colon == std::string::npos) break;
+    std::string name = line.substr(colon + 1);
+    name.erase(0, name.find_first_not_of(" \t"));
+    return name;
+  }
+  return "unknown";
+}
+
+const char* isa() {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "avx2+fma";
+#elif defined(__ARM_NEON)
+  return "neon";
+#else
+  return "baseline (build with -march=native for the real peak)";
+#endif
+}
+
+/// True when `path` does not exist or holds nothing (then a CSV header is due).
+bool file_is_empty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  return !in.good() || in.tellg() <= 0;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string quoted = "\"";
+  for (char c : s) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  double seconds = 1.0;
+  std::string csv;
+  for (int a = 1; a < argc; ++a) {
+    const std::string arg = argv[a];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("Usage: %s [--threads N] [--seconds S] [--csv path]\n"
+                  "fp32 FMA peak per core and for N threads (default: all hardware threads).\n",
+                  argv[0]);
+      return 0;
+    }
+    if (a + 1 >= argc) {
+      std::fprintf(stderr, "peak_probe: %s expects a value\n", arg.c_str());
+      return 2;
+    }
+    const std::string value = argv[++a];
+    if (arg == "--threads") threads = std::max(1, std::atoi(value.c_str()));
+    else if (arg == "--seconds") seconds = std::max(0.05, std::atof(value.c_str()));
+    else if (arg == "--csv") csv = value;
+    else {
+      std::fprintf(stderr, "peak_probe: unknown option %s\n", arg.c_str());
+      return 2;
+    }
+  }
+
+  const std::int64_t rounds = calibrate(seconds);
+  const int repeat = 3;
+  const double per_core = measure(1, rounds, repeat);
+  const double total = measure(threads, rounds, repeat);
+  const std::string device = device_name();
+  std::printf("peak_probe: %s, %s, %d x %d-float FMA chains\n", device.c_str(), isa(), accumulators, lanes);
+  std::printf("  fp32 FMA peak, 1 thread  : %8.1f GFLOP/s\n", per_core);
+  std::printf("  fp32 FMA peak, %d threads : %8.1f GFLOP/s (%.2fx one thread)\n", threads, total,
+              total / per_core);
+  if (!csv.empty()) {
+    const bool fresh = file_is_empty(csv);
+    std::ofstream out(csv, std::ios::app);
+    if (!out) {
+      std::fprintf(stderr, "peak_probe: cannot write %s\n", csv.c_str());
+      return 1;
+    }
+    if (fresh) out << "device,threads,gflops_per_core,gflops_total,isa\n";
+    out << csv_field(device) << ',' << threads << ',' << per_core << ',' << total << ','
+        << csv_field(isa()) << '\n';
+  }
+  return 0;
+}
