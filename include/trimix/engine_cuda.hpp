@@ -196,6 +196,12 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   for (int dt = 0; dt < d_tiles; ++dt) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
   float row_max[2] = {minus_inf, minus_inf}, row_sum[2] = {0.0f, 0.0f};
   const int row_in_warp = lane / 4;  // this thread's rows: row_in_warp and row_in_warp + 8
+  // Query positions of this thread's two rows, computed once: the mask test inside partial tiles
+  // then costs a few compares per score instead of a 64-bit division.
+  index_t row_position[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+    row_position[h] = first_position + index_t(warp * 16 + row_in_warp + h * 8) % q_rows;
   int stage = 0;
 
   while (has_tile) {
@@ -233,10 +239,9 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
       for (int e = 0; e < 4; ++e) {
         float x = s[nt][e] * p.scale_log2;
         if (check) {
-          const int r = warp * 16 + row_in_warp + (e / 2) * 8;
           const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
-          const bool seen = col < keys && (!partial || trimix::visible(p.mask, first_position + r % q_rows,
-                                                                       j0 + col, g.seq_k));
+          const bool seen =
+              col < keys && (!partial || trimix::visible(p.mask, row_position[e / 2], j0 + col, g.seq_k));
           if (!seen) x = minus_inf;
         }
         s[nt][e] = x;
