@@ -22,6 +22,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <new>
+
 #include <stdexcept>
 #include <string>
 
@@ -32,6 +34,7 @@ constexpr int threads = 32 * warps;
 constexpr int block_rows = 16 * warps;  ///< rows of a work item (heads_per_item * q_rows)
 constexpr int kv_tile = 64;             ///< keys per kv-tile
 constexpr int stages = 2;               ///< K/V shared-memory buffers
+constexpr int ring_half = 16;           ///< tile entries thread 0 produces at a time
 
 /// 1 for bf16 storage, 2 for fp16 storage, 0 for types the engine does not take.
 template <class T>
@@ -128,6 +131,20 @@ __device__ __forceinline__ int swizzle(int row, int chunk) {
   return row * Dim + ((chunk ^ (row & 7)) << 3);
 }
 
+/// Thread 0 writes the ring entries of the walk's tiles first .. first + ring_half - 1 (tile * 2 +
+/// partial, -1 after the last tile). Not inlined: the cursor's state then never shares a register
+/// allocation with the accumulators of the tile loop.
+template <class Walker>
+__device__ __noinline__ void fill_ring(Walker* walker, int* ring, int first) {
+  bool more = true;
+  for (int e = 0; e < ring_half; ++e) {
+    index_t tile = 0;
+    bool partial = false;
+    more = more && walker->next(tile, partial);
+    ring[(first + e) % (2 * ring_half)] = more ? int(tile) * 2 + int(partial) : -1;
+  }
+}
+
 template <int Dim, int Kind, class Elem, class Mask>
 __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, Mask> p) {
   static_assert(Dim % 64 == 0, "the swizzle needs at least 8 chunks per row");
@@ -172,11 +189,22 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     }
   };
 
-  auto walker = walk_tiles(p.mask, g, item);
-  index_t tile = 0;
-  bool partial = false;
-  bool has_tile = walker.next(tile, partial);
-  if (has_tile) load_kv(tile, 0);
+  // The item's kv-tiles come from the policy's run cursor, which for composed policies (Triangle
+  // merges four spans) holds a few hundred bytes of state: kept in registers it spills the
+  // accumulators. So the cursor lives in shared memory and only thread 0 advances it, filling a
+  // ring of tile entries (tile * 2 + partial; -1 after the last tile) one half at a time.
+  using Walker = decltype(walk_tiles(p.mask, g, item));
+  __shared__ alignas(alignof(Walker)) unsigned char walker_raw[sizeof(Walker)];
+  __shared__ int tile_ring[2 * ring_half];
+  Walker* walker = reinterpret_cast<Walker*>(walker_raw);
+  if (tid == 0) {
+    new (walker) Walker(walk_tiles(p.mask, g, item));
+    fill_ring(walker, tile_ring, 0);
+    fill_ring(walker, tile_ring, ring_half);
+  }
+  __syncthreads();
+  int entry = tile_ring[0];
+  if (entry >= 0) load_kv(entry >> 1, 0);
   copy_commit();
   copy_wait_all();
   __syncthreads();
@@ -204,12 +232,15 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     row_position[h] = first_position + index_t(warp * 16 + row_in_warp + h * 8) % q_rows;
   int stage = 0;
 
-  while (has_tile) {
-    index_t next_tile = 0;
-    bool next_partial = false;
-    const bool has_next = walker.next(next_tile, next_partial);
-    if (has_next) load_kv(next_tile, stage ^ 1);
+  for (int i = 0; entry >= 0; ++i) {
+    const int next_entry = tile_ring[(i + 1) % (2 * ring_half)];
+    if (next_entry >= 0) load_kv(next_entry >> 1, stage ^ 1);
     copy_commit();
+    // Entering a half of the ring: the other half (tiles before i) is consumed, refill it. The
+    // barrier at the end of this iteration publishes it long before it is read.
+    if (tid == 0 && i >= ring_half && i % ring_half == 0) fill_ring(walker, tile_ring, i + ring_half);
+    const index_t tile = entry >> 1;
+    const bool partial = (entry & 1) != 0;
 
     const Elem* ks = sk + stage * kv_tile * Dim;
     const Elem* vs = sv + stage * kv_tile * Dim;
@@ -292,9 +323,7 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     }
     copy_wait_all();
     __syncthreads();
-    tile = next_tile;
-    partial = next_partial;
-    has_tile = has_next;
+    entry = next_entry;
     stage ^= 1;
   }
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Nsight Compute profile of trimix's attention kernels on the GPU machine: one launch per mask after
+# a warm-up, with the sections that say what limits a tile loop (speed of light, memory, occupancy,
+# launch statistics, warp stalls).
+#   bench/profile_gpu.sh BENCH OUT [--seq 16384] [--masks causal,triangle]
+# BENCH is a CUDA build of attention_bench; reports go to OUT/ncu_<mask>.txt (and .ncu-rep).
+set -euo pipefail
+bench=$1 out=$2; shift 2
+seq=16384 masks=causal,triangle
+while [ $# -gt 0 ]; do
+  case $1 in
+    --seq) seq=$2; shift 2 ;;
+    --masks) masks=$2; shift 2 ;;
+    *) echo "profile_gpu.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+for mask in ${masks//,/ }; do
+  policy=$(tr '[:lower:]' '[:upper:]' <<<"${mask:0:1}")${mask:1}  # the policy type in the kernel's name
+  ncu --kernel-name "regex:attention_kernel.*$policy" --launch-skip 1 --launch-count 1 \
+      --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
+      --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis \
+      -o "$out/ncu_$mask" -f \
+      "$bench" --seq "$seq" --masks "$mask" --dtypes bf16 --warmup 1 --repeat 1 >/dev/null
+  ncu --import "$out/ncu_$mask.ncu-rep" --print-summary none > "$out/ncu_$mask.txt"
+  echo "== $mask (N=$seq)"
+  grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Registers Per|Executed Ipc A|Local Memory|Stall" "$out/ncu_$mask.txt" | head -20
+done
