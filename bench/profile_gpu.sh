@@ -17,12 +17,13 @@ done
 mkdir -p "$out"
 for mask in ${masks//,/ }; do
   policy=$(tr '[:lower:]' '[:upper:]' <<<"${mask:0:1}")${mask:1}  # the policy type in the kernel's name
-  ncu --kernel-name "regex:attention_kernel.*$policy" --launch-skip 1 --launch-count 1 \
+  ncu --kernel-name-base demangled --kernel-name "regex:attention_kernel.*$policy" --launch-skip 1 --launch-count 1 \
       --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
       --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis \
       -o "$out/ncu_$mask" -f \
-      "$bench" --seq "$seq" --masks "$mask" --dtypes bf16 --warmup 1 --repeat 1 >/dev/null
-  ncu --import "$out/ncu_$mask.ncu-rep" --print-summary none > "$out/ncu_$mask.txt"
+      "$bench" --seq "$seq" --masks "$mask" --dtypes bf16 --warmup 1 --repeat 1 >"$out/ncu_$mask.log" 2>&1 \
+    || { tail -20 "$out/ncu_$mask.log"; exit 1; }
+  ncu --import "$out/ncu_$mask.ncu-rep" --page details > "$out/ncu_$mask.txt"
   echo "== $mask (N=$seq)"
-  grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Registers Per|Executed Ipc A|Local Memory|Stall" "$out/ncu_$mask.txt" | head -20
+  grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Registers Per|Executed Ipc A|Local Memory|Stall" "$out/ncu_$mask.txt" | head -20 || true
 done

@@ -22,7 +22,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <new>
 
 #include <stdexcept>
 #include <string>
@@ -34,7 +33,7 @@ constexpr int threads = 32 * warps;
 constexpr int block_rows = 16 * warps;  ///< rows of a work item (heads_per_item * q_rows)
 constexpr int kv_tile = 64;             ///< keys per kv-tile
 constexpr int stages = 2;               ///< K/V shared-memory buffers
-constexpr int ring_half = 16;           ///< tile entries thread 0 produces at a time
+constexpr int max_item_tiles = 512;     ///< longest tile list of one item (the plan splits longer)
 
 /// 1 for bf16 storage, 2 for fp16 storage, 0 for types the engine does not take.
 template <class T>
@@ -131,20 +130,6 @@ __device__ __forceinline__ int swizzle(int row, int chunk) {
   return row * Dim + ((chunk ^ (row & 7)) << 3);
 }
 
-/// Thread 0 writes the ring entries of the walk's tiles first .. first + ring_half - 1 (tile * 2 +
-/// partial, -1 after the last tile). Not inlined: the cursor's state then never shares a register
-/// allocation with the accumulators of the tile loop.
-template <class Walker>
-__device__ __noinline__ void fill_ring(Walker* walker, int* ring, int first) {
-  bool more = true;
-  for (int e = 0; e < ring_half; ++e) {
-    index_t tile = 0;
-    bool partial = false;
-    more = more && walker->next(tile, partial);
-    ring[(first + e) % (2 * ring_half)] = more ? int(tile) * 2 + int(partial) : -1;
-  }
-}
-
 template <int Dim, int Kind, class Elem, class Mask>
 __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, Mask> p) {
   static_assert(Dim % 64 == 0, "the swizzle needs at least 8 chunks per row");
@@ -190,20 +175,21 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   };
 
   // The item's kv-tiles come from the policy's run cursor, which for composed policies (Triangle
-  // merges four spans) holds a few hundred bytes of state: kept in registers it spills the
-  // accumulators. So the cursor lives in shared memory and only thread 0 advances it, filling a
-  // ring of tile entries (tile * 2 + partial; -1 after the last tile) one half at a time.
-  using Walker = decltype(walk_tiles(p.mask, g, item));
-  __shared__ alignas(alignof(Walker)) unsigned char walker_raw[sizeof(Walker)];
-  __shared__ int tile_ring[2 * ring_half];
-  Walker* walker = reinterpret_cast<Walker*>(walker_raw);
+  // merges four spans) holds a few hundred bytes of state: alive during the tile loop it spills
+  // the accumulators. So thread 0 walks it once, before the accumulators exist, into a list of
+  // tile entries in shared memory (tile * 2 + partial, -1 after the last); the plan keeps items
+  // within the list's length (TileShape::max_tiles_per_item).
+  __shared__ int tile_list[max_item_tiles + 1];
   if (tid == 0) {
-    new (walker) Walker(walk_tiles(p.mask, g, item));
-    fill_ring(walker, tile_ring, 0);
-    fill_ring(walker, tile_ring, ring_half);
+    auto walker = walk_tiles(p.mask, g, item);
+    int n = 0;
+    index_t t = 0;
+    bool part = false;
+    while (n < max_item_tiles && walker.next(t, part)) tile_list[n++] = int(t) * 2 + int(part);
+    tile_list[n] = -1;
   }
   __syncthreads();
-  int entry = tile_ring[0];
+  int entry = tile_list[0];
   if (entry >= 0) load_kv(entry >> 1, 0);
   copy_commit();
   copy_wait_all();
@@ -233,12 +219,9 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   int stage = 0;
 
   for (int i = 0; entry >= 0; ++i) {
-    const int next_entry = tile_ring[(i + 1) % (2 * ring_half)];
+    const int next_entry = tile_list[i + 1];
     if (next_entry >= 0) load_kv(next_entry >> 1, stage ^ 1);
     copy_commit();
-    // Entering a half of the ring: the other half (tiles before i) is consumed, refill it. The
-    // barrier at the end of this iteration publishes it long before it is read.
-    if (tid == 0 && i >= ring_half && i % ring_half == 0) fill_ring(walker, tile_ring, i + ring_half);
     const index_t tile = entry >> 1;
     const bool partial = (entry & 1) != 0;
 
@@ -386,7 +369,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
 
   static TileShape shape(const Problem& p) {
     const index_t heads = cuda_engine::packed_heads(p.kv_heads ? p.group_size() : 1);
-    return TileShape{cuda_engine::block_rows / heads, cuda_engine::kv_tile, heads};
+    return TileShape{cuda_engine::block_rows / heads, cuda_engine::kv_tile, heads, cuda_engine::max_item_tiles};
   }
 
   /// 16-byte loads need contiguous head_dim and 8-element-aligned rows.

@@ -24,6 +24,9 @@ struct TileShape {
   index_t q_rows = 64;
   index_t kv_tile = 64;
   index_t max_heads_per_item = 8;
+  /// Most kv-tiles one item may visit, 0 for no limit: an engine's own bound (the CUDA engine keeps
+  /// an item's tile list on chip). Longer q-tiles are split even with SplitKv::never.
+  index_t max_tiles_per_item = 0;
 };
 
 /// One unit of work for a team.
@@ -117,6 +120,7 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
                       ? options.max_tiles_per_item
                       : std::max(impl::min_tiles_per_split, 2 * mean);
   if (options.split_kv == SplitKv::never) chunk = std::max<index_t>(plan.longest_q_tile, 1);
+  if (shape.max_tiles_per_item > 0) chunk = std::min(chunk, shape.max_tiles_per_item);
   plan.max_tiles_per_item = chunk;
 
   // Per q-tile chunks, longest first; then one item per (chunk, batch, kv-head, head block).
