@@ -82,9 +82,17 @@ def main():
         reference = {}
 
         def record(impl, mask, ms, err=float("nan")):
-            rows.append(dict(device=device, commit=args.commit, impl=impl, mask=mask, seq=n, q_heads=hq,
-                             kv_heads=hkv, head_dim=d, time_ms=round(ms, 4),
-                             tflops_visible=round(flops[mask] / ms / 1e9, 1), rel_l2_vs_peer=err))
+            row = dict(device=device, commit=args.commit, impl=impl, mask=mask, seq=n, q_heads=hq,
+                       kv_heads=hkv, head_dim=d, time_ms=round(ms, 4),
+                       tflops_visible=round(flops[mask] / ms / 1e9, 1), rel_l2_vs_peer=err)
+            rows.append(row)
+            path = os.path.join(args.out, "gpu_compare.csv")
+            new = not os.path.exists(path)
+            with open(path, "a", newline="") as f:  # appended row by row: a cut run keeps its rows
+                writer = csv.DictWriter(f, fieldnames=list(row.keys()))
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
             print(f"N={n:>6} {impl:<12} {mask:<9} {ms:9.3f} ms {flops[mask] / ms / 1e9:7.1f} TFLOP/s"
                   + ("" if err != err else f"  rel L2 {err:.2e}"), flush=True)
 
@@ -146,12 +154,7 @@ def main():
         del q, k, v, reference
         torch.cuda.empty_cache()
 
-    path = os.path.join(args.out, "gpu_compare.csv")
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {path}")
+    print(f"wrote {os.path.join(args.out, 'gpu_compare.csv')}")
 
 
 if __name__ == "__main__":
