@@ -161,16 +161,29 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     copy_16(smem_address(sq + swizzle<Dim>(r, c)),
             p.q + pr.q(item.batch, first_q_head + r / q_rows, first_row + (valid ? i : 0), c * 8), valid);
   }
+  // K/V tile loads: thread tid always copies the same 16-byte chunk column (tid % chunks) of rows
+  // tid / chunks + row_step * i, and the swizzle of those rows is the same (row_step is a multiple
+  // of 8), so per tile only the row base moves: no 64-bit index arithmetic per copy (the stride
+  // products cost more issue slots than the copies).
+  static_assert(threads % chunks == 0 && (threads / chunks) % 8 == 0, "one chunk column per thread");
+  constexpr int row_step = threads / chunks;
+  const int my_chunk = tid % chunks, my_row = tid / chunks;
+  const Elem* k_column = p.k + pr.k(item.batch, item.kv_head, 0, my_chunk * 8);
+  const Elem* v_column = p.v + pr.v(item.batch, item.kv_head, 0, my_chunk * 8);
+  const index_t k_seq = pr.k.seq, v_seq = pr.v.seq;
+  const int my_smem = swizzle<Dim>(my_row, my_chunk);  // + row_step * Dim per step
   auto load_kv = [&](index_t tile, int stage) {
-    const index_t j0 = g.first_key(tile), keys = g.kv_keys(tile);
-    Elem* dk = sk + stage * kv_tile * Dim;
-    Elem* dv = sv + stage * kv_tile * Dim;
-    for (int e = tid; e < kv_tile * chunks; e += threads) {
-      const int r = e / chunks, c = e % chunks;
+    const int j0 = int(g.first_key(tile)), keys = int(g.kv_keys(tile));
+    const unsigned dk = smem_address(sk + stage * kv_tile * Dim + my_smem);
+    const unsigned dv = smem_address(sv + stage * kv_tile * Dim + my_smem);
+#pragma unroll
+    for (int step = 0; step < kv_tile / row_step; ++step) {
+      const int r = my_row + step * row_step;
       const bool valid = r < keys;
       const index_t j = j0 + (valid ? r : 0);
-      copy_16(smem_address(dk + swizzle<Dim>(r, c)), p.k + pr.k(item.batch, item.kv_head, j, c * 8), valid);
-      copy_16(smem_address(dv + swizzle<Dim>(r, c)), p.v + pr.v(item.batch, item.kv_head, j, c * 8), valid);
+      const unsigned offset = unsigned(step * row_step * Dim * int(sizeof(Elem)));
+      copy_16(dk + offset, k_column + j * k_seq, valid);
+      copy_16(dv + offset, v_column + j * v_seq, valid);
     }
   };
 

@@ -119,14 +119,16 @@ struct AttentionKernel {
     const float q_scale = p.scale * log2e;
 
     // Q tile (pre-scaled into base 2), zero padding past seq_q; fresh softmax state.
-    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows * dim), [&](index_t e) {
-      const index_t r = e / dim, d = e - r * dim, i = r % q_rows;
-      float x = 0.0f;
-      if (i < valid_rows)
-        x = element_traits<TQ>::to_float(
-                args.q[p.q(item.batch, first_q_head + r / q_rows, first_row + i, d)]) * q_scale;
-      t.q[e] = x;
-      t.o[e] = 0.0f;
+    // Rows over threads, head_dim over vector lanes: no index division per element (a 64-bit
+    // division per element cost more than the tile's FMAs on CPUs).
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows), [&](index_t r) {
+      const index_t i = r % q_rows;
+      const bool valid = i < valid_rows;
+      const TQ* q_row = args.q + p.q(item.batch, first_q_head + r / q_rows, first_row + (valid ? i : 0), 0);
+      Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
+        t.q[r * dim + d] = valid ? element_traits<TQ>::to_float(q_row[d * p.q.dim]) * q_scale : 0.0f;
+        t.o[r * dim + d] = 0.0f;
+      });
     });
     Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
       t.m[r] = minus_infinity;
@@ -149,15 +151,15 @@ struct AttentionKernel {
     const index_t kv_tile = geometry.kv_tile, q_rows = geometry.q_tile;
     const index_t first_key = geometry.first_key(u), keys = geometry.kv_keys(u);
     // K transposed (dim-major, for the score micro-kernel), V row-major; zeros past seq_k.
-    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, kv_tile * dim), [&](index_t e) {
-      const index_t j = e / dim, d = e - j * dim;
-      float kx = 0.0f, vx = 0.0f;
-      if (j < keys) {
-        kx = element_traits<TK>::to_float(args.k[p.k(item.batch, item.kv_head, first_key + j, d)]);
-        vx = element_traits<TV>::to_float(args.v[p.v(item.batch, item.kv_head, first_key + j, d)]);
-      }
-      t.kt[d * kv_tile + j] = kx;
-      t.v[e] = vx;
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, kv_tile), [&](index_t j) {
+      const bool valid = j < keys;
+      const index_t key = first_key + (valid ? j : 0);
+      const TK* k_row = args.k + p.k(item.batch, item.kv_head, key, 0);
+      const TV* v_row = args.v + p.v(item.batch, item.kv_head, key, 0);
+      Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
+        t.kt[d * kv_tile + j] = valid ? element_traits<TK>::to_float(k_row[d * p.k.dim]) : 0.0f;
+        t.v[j * dim + d] = valid ? element_traits<TV>::to_float(v_row[d * p.v.dim]) : 0.0f;
+      });
     });
     team.team_barrier();
     Engine::scores(team, t.q, t.kt, t.s, rows, dim, kv_tile);
@@ -211,16 +213,21 @@ struct AttentionKernel {
                                   index_t first_q_head, index_t first_row, index_t valid_rows) const {
     const Problem& p = args.problem;
     const index_t q_rows = geometry.q_tile;
-    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows * dim), [&](index_t e) {
-      const index_t r = e / dim, d = e - r * dim, i = r % q_rows;
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows), [&](index_t r) {
+      const index_t i = r % q_rows;
       if (i >= valid_rows) return;
       const float l = t.l[r];
-      const float value = l > 0.0f ? t.o[e] / l : 0.0f;
-      if (item.split_slot >= 0)
-        partial_o[(index_t(item.split_slot) * rows + r) * dim + d] = value;
-      else
-        args.o[p.o(item.batch, first_q_head + r / q_rows, first_row + i, d)] =
-            element_traits<TO>::from_float(value);
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      if (item.split_slot >= 0) {
+        float* out = partial_o + (index_t(item.split_slot) * rows + r) * dim;
+        Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim),
+                             [&](index_t d) { out[d] = t.o[r * dim + d] * inv; });
+      } else {
+        TO* out = args.o + p.o(item.batch, first_q_head + r / q_rows, first_row + i, 0);
+        Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
+          out[d * p.o.dim] = element_traits<TO>::from_float(t.o[r * dim + d] * inv);
+        });
+      }
     });
     Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
       const index_t i = r % q_rows;
