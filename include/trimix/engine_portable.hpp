@@ -57,6 +57,7 @@ struct PortableEngine {
         const float* k_row = kt + d * kv_tile + c0;
         for (index_t r = 0; r < row_block; ++r) {
           const float qv = q[(r0 + r) * dim + d];
+          TRIMIX_SIMD
           for (index_t c = 0; c < lane_block; ++c) acc[r][c] += qv * k_row[c];
         }
       }
@@ -83,6 +84,7 @@ struct PortableEngine {
         const float* v_row = v + j * dim + d0;
         for (index_t r = 0; r < row_block; ++r) {
           const float pv = p[(r0 + r) * kv_tile + j];
+          TRIMIX_SIMD
           for (index_t c = 0; c < lane_block; ++c) acc[r][c] += pv * v_row[c];
         }
       }

@@ -195,6 +195,7 @@ struct AttentionKernel {
     const float m_new = m < tile_max ? tile_max : m;
     const float shift = m_new == minus_infinity ? 0.0f : m_new;  // masked so far: p = 0, no NaN
     for (index_t j0 = 0; j0 < kv_tile; j0 += lanes) {
+      TRIMIX_SIMD
       for (index_t c = 0; c < lanes; ++c) {
         const float e = exp2_nonpositive(s[j0 + c] - shift);
         s[j0 + c] = e;
