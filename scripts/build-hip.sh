@@ -33,7 +33,7 @@ as_root() {
 
 case $arch in
   gfx900 | gfx906 | gfx908) kokkos_arch=VEGA${arch#gfx} ;;
-  *) log "TRIMIX_HIP_ARCH=$arch: Kokkos $kokkos_version knows gfx900, gfx906 and gfx908 (see docs/amd.md for newer GPUs)"
+  *) log "TRIMIX_HIP_ARCH=$arch: Kokkos $kokkos_version knows gfx900, gfx906 and gfx908 (README, section 'Running on AMD GPUs', for newer GPUs)"
      exit 2 ;;
 esac
 # hipcc asks rocm_agent_enumerator for the GPUs of this machine whenever no target is on its
