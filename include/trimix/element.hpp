@@ -22,29 +22,22 @@ namespace trimix {
 namespace impl {
 
 // Bit casts usable in device code. std::bit_cast is C++20 and std::memcpy is not device-callable
-// on every backend, so these read the inactive member of a union: formally undefined in ISO C++,
-// but defined as an extension by every compiler Kokkos supports (GCC, Clang, NVCC, hipcc, icpx,
-// nvc++), and it compiles to a register move.
+// on every backend; __builtin_memcpy is (GCC, Clang, nvcc, hipcc) and compiles to a register move.
+// (A union read went through memory on GCC and kept the softmax loop from vectorising.)
 TRIMIX_FORCEINLINE std::uint32_t bits_of(float x) {
-  union {
-    float f;
-    std::uint32_t u;
-  } pun{x};
-  return pun.u;
+  std::uint32_t u;
+  __builtin_memcpy(&u, &x, sizeof u);
+  return u;
 }
 TRIMIX_FORCEINLINE float float_from_bits(std::uint32_t x) {
-  union {
-    std::uint32_t u;
-    float f;
-  } pun{x};
-  return pun.f;
+  float f;
+  __builtin_memcpy(&f, &x, sizeof f);
+  return f;
 }
 TRIMIX_FORCEINLINE std::uint64_t bits_of(double x) {
-  union {
-    double d;
-    std::uint64_t u;
-  } pun{x};
-  return pun.u;
+  std::uint64_t u;
+  __builtin_memcpy(&u, &x, sizeof u);
+  return u;
 }
 
 /// float bits -> bfloat16 bits, round to nearest, ties to even. bf16 is the top half of a float,

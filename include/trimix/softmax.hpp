@@ -12,6 +12,7 @@
 ///   - LSE leaves in natural log: lse = (m + log2 l) * ln 2.
 
 #include <trimix/config.hpp>
+#include <trimix/element.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -23,28 +24,17 @@ constexpr float log2e = 1.4426950408889634f;
 constexpr float ln2 = 0.6931471805599453f;
 constexpr float minus_infinity = -std::numeric_limits<float>::infinity();
 
-/// Bit-exact reinterpretation. __builtin_memcpy works in host and device code (GCC, Clang, nvcc,
-/// hipcc) and compiles to a register move; a union went through memory on GCC and kept the
-/// softmax loop from vectorising.
-TRIMIX_FORCEINLINE float float_from_int_bits(std::int32_t bits) {
-  float f;
-  __builtin_memcpy(&f, &bits, sizeof f);
-  return f;
-}
-TRIMIX_FORCEINLINE std::int32_t int_bits_from_float(float x) {
-  std::int32_t i;
-  __builtin_memcpy(&i, &x, sizeof i);
-  return i;
-}
-
 /// 2^x for x <= 0 in fp32, relative error about 1e-7, and 0 for x < -126 (including -inf).
-/// Branch-free so that compilers vectorise it on CPUs, where libm's exp2f would be a call per
-/// score and cost as much as the two matrix products together.
+/// Select-free so that GCC vectorises the softmax loop (a float compare-and-select in it made GCC
+/// keep a branch, "control flow in loop"): for x <= 0, +0 included, the unsigned bit patterns are
+/// ordered like -x, so the clamp and the final cut are unsigned integer min / compare.
 TRIMIX_FORCEINLINE float exp2_nonpositive(float x) {
-  const float clamped = x < -126.0f ? -126.0f : x;
-  const float truncated = float(std::int32_t(clamped));         // rounds toward zero
-  const float whole = truncated > clamped ? truncated - 1.0f : truncated;  // floor
-  const float f = clamped - whole;                               // in [0, 1)
+  constexpr std::uint32_t limit = 0xC2FC0000u;  // bits of -126.0f
+  const std::uint32_t x_bits = bits_of(x);
+  const float clamped = float_from_bits(x_bits < limit ? x_bits : limit);  // max(x, -126)
+  const std::int32_t truncated = std::int32_t(clamped);                     // toward zero
+  const std::int32_t whole = truncated - std::int32_t(float(truncated) > clamped);  // floor
+  const float f = clamped - float(whole);                                   // in [0, 1)
   // Least-squares fit of 2^f on [0, 1) in relative error (degree 6): 1.9e-9 in exact
   // arithmetic, 1.0e-7 evaluated in fp32.
   float poly = 2.169060899e-4f;
@@ -54,8 +44,10 @@ TRIMIX_FORCEINLINE float exp2_nonpositive(float x) {
   poly = poly * f + 2.402298003e-1f;
   poly = poly * f + 6.931470037e-1f;
   poly = poly * f + 1.0f;
-  const float scaled = float_from_int_bits(int_bits_from_float(poly) + std::int32_t(whole) * (std::int32_t(1) << 23));
-  return x < -126.0f ? 0.0f : scaled;
+  // 2^whole * poly by adding whole to the exponent field (unsigned: no signed-shift UB).
+  const std::uint32_t scaled = bits_of(poly) + std::uint32_t(whole) * (std::uint32_t(1) << 23);
+  const std::uint32_t keep = 0u - std::uint32_t(x_bits <= limit);  // all ones unless x < -126
+  return float_from_bits(scaled & keep);
 }
 
 /// Factor that rescales a row's sum and output when its running max moves from m_old to m_new.
