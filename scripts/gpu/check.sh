@@ -3,6 +3,7 @@
 #
 #   scripts/gpu/check.sh --kokkos PREFIX [--build DIR] [--out DIR] [--steps build,test,sanitize,bench]
 #                        [--seq 16384,32768,65536,131072] [--kokkos-host PREFIX] [--cpu-seq 2048,4096,8192]
+#   (steps: build,test,sanitize,bench,profile,cpu)
 #
 # PREFIX is a Kokkos install with the CUDA backend (its bin/nvcc_wrapper is the compiler; getting
 # Kokkos onto the machine is up to you, DESIGN.md section 6). Steps:
@@ -10,6 +11,7 @@
 #   test      the unit tests on Kokkos::Cuda, then the demo on a small shape
 #   sanitize  compute-sanitizer memcheck and racecheck on the tests tagged [sanitize]
 #   bench     bench/compare_gpu.py: trimix and the PyTorch peers on the same inputs
+#   profile   bench/profile_gpu.sh: Nsight Compute sections of the causal and triangle kernels at N=16K
 #   cpu       the host CPU: an OpenMP build (--kokkos-host, a Kokkos with OpenMP) of attention_bench
 #             next to PyTorch's CPU SDPA (bench/compare_cpu.py), all cores
 # Logs and CSVs go to --out (default: build/gpu-out).
@@ -77,6 +79,12 @@ if has bench; then
   TRIMIX_COMMIT=$commit python3 "$root/bench/compare_gpu.py" --bench "$build/attention_bench" \
     --out "$out" --seq "$seq" 2>&1 | tee "$out/compare.log"
   log "bench: $((SECONDS - start)) s"
+fi
+
+if has profile; then
+  start=$SECONDS
+  "$root/bench/profile_gpu.sh" "$build/attention_bench" "$out" --seq 16384 --masks causal,triangle
+  log "profile: $((SECONDS - start)) s"
 fi
 
 if has cpu; then
