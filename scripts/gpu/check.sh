@@ -14,7 +14,7 @@
 #   profile   bench/profile_gpu.sh: Nsight Compute sections of the causal and triangle kernels at N=16K
 #   cpu       the host CPU: an OpenMP build (--kokkos-host, a Kokkos with OpenMP) of attention_bench
 #             next to PyTorch's CPU SDPA (bench/compare_cpu.py), all cores
-# Logs and CSVs go to --out (default: build/gpu-out).
+# Logs and CSVs go to --out (default: <build>/out).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kokkos="" build="$root/build/gpu" out="" steps="build,test,sanitize,bench" seq="16384,32768,65536,131072"
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     --seq) seq=$2; shift 2 ;;
     --kokkos-host) kokkos_host=$2; shift 2 ;;
     --cpu-seq) cpu_seq=$2; shift 2 ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "check.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
