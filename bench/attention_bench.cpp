@@ -16,6 +16,8 @@
 // pair, batch and query head; speedup_vs_causal = causal time / time, time_vs_causal_ratio its
 // inverse.
 
+#include "bench_common.hpp"
+
 #include <trimix/trimix.hpp>
 
 #include <Kokkos_Core.hpp>
@@ -164,35 +166,15 @@ bool parse_options(int argc, char* argv[], Options& opt) {
 
 /// TRIMIX_DEVICE, else the CPU model on host backends, else the backend's name.
 std::string device_name() {
-  if (const char* env = std::getenv("TRIMIX_DEVICE"); env && *env) return env;
   using Memory = Kokkos::DefaultExecutionSpace::memory_space;
-  if (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Memory>::accessible) {
-    std::ifstream cpuinfo("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(cpuinfo, line)) {
-      if (line.rfind("model name", 0) != 0) continue;
-      const std::size_t colon = line.find(':');
-      if (colon == std::string::npos) break;
-      std::string name = line.substr(colon + 1);
-      name.erase(0, name.find_first_not_of(" \t"));
-      return name;
-    }
-  }
+  const std::string cpu = trimix_bench::cpu_model_name();
+  if (std::getenv("TRIMIX_DEVICE") || Kokkos::SpaceAccessibility<Kokkos::HostSpace, Memory>::accessible)
+    if (!cpu.empty()) return cpu;
   return Kokkos::DefaultExecutionSpace::name();
 }
 
-/// True when `path` does not exist or holds nothing (then a CSV header is due).
-bool file_is_empty(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  return !in.good() || in.tellg() <= 0;
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string quoted = "\"";
-  for (char c : s) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return quoted + "\"";
-}
+using trimix_bench::csv_field;
+using trimix_bench::file_is_empty;
 
 // ---- inputs and work ------------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@
 // Prints GFLOP/s of one thread and of N threads (default: every hardware thread); with --csv, also
 // appends one line "device,threads,gflops_per_core,gflops_total,isa" (header if the file is new).
 
+#include "bench_common.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -119,18 +121,8 @@ double measure(int threads, std::int64_t rounds, int repeat) {
 }
 
 std::string device_name() {
-  if (const char* env = std::getenv("TRIMIX_DEVICE"); env && *env) return env;
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("model name", 0) != 0) continue;
-    const std::size_t colon = line.find(':');
-    if (colon == std::string::npos) break;
-    std::string name = line.substr(colon + 1);
-    name.erase(0, name.find_first_not_of(" \t"));
-    return name;
-  }
-  return "unknown";
+  const std::string cpu = trimix_bench::cpu_model_name();
+  return cpu.empty() ? "unknown" : cpu;
 }
 
 const char* isa() {
@@ -145,18 +137,8 @@ const char* isa() {
 #endif
 }
 
-/// True when `path` does not exist or holds nothing (then a CSV header is due).
-bool file_is_empty(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  return !in.good() || in.tellg() <= 0;
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string quoted = "\"";
-  for (char c : s) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return quoted + "\"";
-}
+using trimix_bench::csv_field;
+using trimix_bench::file_is_empty;
 
 }  // namespace
 
