@@ -90,7 +90,10 @@ TRIMIX_FUNCTION auto walk_tiles(const Mask& mask, const TileGeometry& g, const W
 template <class ExecSpace, class Mask, class TQ, class TK, class TV, class TO>
 struct AttentionKernel {
   using Team = typename Kokkos::TeamPolicy<ExecSpace>::member_type;
-  using Engine = PortableEngine;
+  using Traits = portable_engine_traits<ExecSpace>;
+  static_assert(Traits::q_rows % Traits::row_block == 0,
+                "portable_engine_traits: q_rows must be a multiple of row_block");
+  using Engine = PortableEngine<Traits::row_block>;
   using Memory = typename ExecSpace::memory_space;
 
   AttentionArgs<TQ, TK, TV, TO> args;
