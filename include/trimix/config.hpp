@@ -17,14 +17,6 @@
 /// Device-callable inline function (host and every Kokkos device backend).
 #define TRIMIX_FUNCTION KOKKOS_INLINE_FUNCTION
 
-/// Marks a loop whose iterations are independent as a SIMD loop on host compilers that support
-/// OpenMP SIMD (active with -fopenmp or -fopenmp-simd). Without it GCC vectorises the wrong loop of
-/// the portable micro-kernels (the reduction over head_dim, with strided loads and shuffles).
-#if defined(_OPENMP) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
-#define TRIMIX_SIMD _Pragma("omp simd")
-#else
-#define TRIMIX_SIMD
-#endif
 /// Device-callable, forced inline (hot tile math).
 #define TRIMIX_FORCEINLINE KOKKOS_FORCEINLINE_FUNCTION
 

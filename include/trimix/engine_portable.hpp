@@ -11,6 +11,15 @@
 
 #include <trimix/config.hpp>
 
+/// Marks a loop whose iterations are independent as a SIMD loop on host compilers that support
+/// OpenMP SIMD (active with -fopenmp or -fopenmp-simd). Without it GCC vectorises the wrong loop of
+/// the portable micro-kernels (the reduction over head_dim, with strided loads and shuffles).
+#if defined(_OPENMP) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
+#define TRIMIX_SIMD _Pragma("omp simd")
+#else
+#define TRIMIX_SIMD
+#endif
+
 namespace trimix {
 
 /// Launch and tile parameters of the portable engine on an execution space. Specialise it to tune

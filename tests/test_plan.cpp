@@ -1,0 +1,60 @@
+// The plan: an engine's limit on the tiles of one item (TileShape::max_tiles_per_item) holds for
+// every item, with split-KV automatic or never, and the items still cover every visited tile once.
+#include "test_config.hpp"
+
+#include <trimix/mask.hpp>
+#include <trimix/plan.hpp>
+
+#include <catch2/catch_test_macros.hpp>
+
+#include <map>
+#include <tuple>
+
+using trimix::index_t;
+
+namespace {
+
+template <class Mask>
+void check_cap(const Mask& mask, index_t seq, index_t cap, trimix::SplitKv split) {
+  trimix::impl::Problem problem;
+  problem.batch = 2;
+  problem.q_heads = 8;
+  problem.kv_heads = 2;
+  problem.seq_q = problem.seq_k = seq;
+  problem.head_dim = 64;
+  const trimix::TileShape shape{16, 64, 4, cap};
+  trimix::AttentionOptions options;
+  options.split_kv = split;
+  const auto plan = trimix::make_plan(trimix_test::ExecSpace(), problem, mask, shape, options);
+  auto items = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), plan.items);
+  REQUIRE(plan.max_tiles_per_item <= cap);
+  // Tiles per (batch, kv_head, head_block, q_tile), summed over the item's splits.
+  std::map<std::tuple<int, int, int, int>, index_t> covered;
+  for (std::size_t i = 0; i < items.extent(0); ++i) {
+    const trimix::WorkItem& w = items(i);
+    const index_t length = w.tile_end - w.tile_begin;
+    CHECK(length >= 1);
+    CHECK(length <= cap);
+    covered[{w.batch, w.kv_head, w.head_block, w.q_tile}] += length;
+  }
+  const trimix::TileGeometry& g = plan.geometry;
+  const index_t units = problem.batch * problem.kv_heads * (problem.group_size() / plan.heads_per_item);
+  index_t expected_entries = 0;
+  for (index_t qt = 0; qt < g.q_tiles(); ++qt) {
+    const index_t visited = trimix::impl::visited_tiles(mask, g, qt);
+    expected_entries += visited > 0 ? units : 0;
+    for (const auto& [key, tiles] : covered)
+      if (std::get<3>(key) == qt) CHECK(tiles == visited);
+  }
+  CHECK(index_t(covered.size()) == expected_entries);
+}
+
+}  // namespace
+
+TEST_CASE("plan: an engine's max_tiles_per_item bounds every item, even with SplitKv::never", "[plan]") {
+  for (auto split : {trimix::SplitKv::automatic, trimix::SplitKv::never}) {
+    check_cap(trimix::Causal{}, 3000, 5, split);    // causal rows up to 47 tiles, cut in 5s
+    check_cap(trimix::Triangle{8, 512, 128}, 4100, 3, split);
+    check_cap(trimix::Causal{}, 100, 512, split);   // a cap above every row changes nothing
+  }
+}
