@@ -65,6 +65,9 @@ def main():
     ap.add_argument("--skip-peers", default="", help="comma list of peers to skip (flash,cudnn,flex)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    compare_csv = os.path.join(args.out, "gpu_compare.csv")
+    if os.path.exists(compare_csv):  # rows are appended as they come: start this run's file empty
+        os.remove(compare_csv)
     device = torch.cuda.get_device_name()
     skip = set(filter(None, args.skip_peers.split(",")))
     hq, hkv, d = args.q_heads, args.kv_heads, args.head_dim
@@ -86,9 +89,8 @@ def main():
                        kv_heads=hkv, head_dim=d, time_ms=round(ms, 4),
                        tflops_visible=round(flops[mask] / ms / 1e9, 1), rel_l2_vs_peer=err)
             rows.append(row)
-            path = os.path.join(args.out, "gpu_compare.csv")
-            new = not os.path.exists(path)
-            with open(path, "a", newline="") as f:  # appended row by row: a cut run keeps its rows
+            new = not os.path.exists(compare_csv)
+            with open(compare_csv, "a", newline="") as f:  # row by row: a cut run keeps its rows
                 writer = csv.DictWriter(f, fieldnames=list(row.keys()))
                 if new:
                     writer.writeheader()
@@ -154,7 +156,7 @@ def main():
         del q, k, v, reference
         torch.cuda.empty_cache()
 
-    print(f"wrote {os.path.join(args.out, 'gpu_compare.csv')}")
+    print(f"wrote {compare_csv}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ struct portable_engine_traits {
   static constexpr index_t kv_tile = 64;
   static constexpr index_t max_heads_per_item = 8;
   /// 6 rows x 16 columns: 12 independent AVX2 accumulators (enough to cover the FMA latency) and
-  /// 8 loads per 12 FMAs; 4 rows ran at half the speed (bench/NOTES.md).
+  /// 8 loads per 12 FMAs; 4 rows were 1.8x slower (bench/NOTES.md).
   static constexpr index_t row_block = 6;
 };
 
