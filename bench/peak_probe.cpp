@@ -30,8 +30,14 @@
 
 namespace {
 
-constexpr int lanes = 16;         // one AVX-512 vector of floats (two AVX2 vectors)
-constexpr int accumulators = 12;  // independent chains: > FMA latency x FMA pipes on current CPUs
+/// One vector register of floats: the loops below compile to one FMA instruction per chain and step.
+#if defined(__AVX512F__)
+constexpr int lanes = 16;
+#elif defined(__AVX__)
+constexpr int lanes = 8;
+#else
+constexpr int lanes = 4;
+#endif
 constexpr std::int64_t steps_per_round = 1 << 16;
 constexpr double flops_per_fma = 2.0;
 
@@ -39,38 +45,54 @@ constexpr double flops_per_fma = 2.0;
 /// separate statements in one loop over lanes (a fold over their indices), so the compiler
 /// vectorises the lanes and keeps the chains independent; a loop over accumulators instead
 /// invites loop interchange (GCC's -O3 moves the step loop inside, leaving one latency-bound chain).
-template <std::size_t... A>
-inline void fma_step(float (&acc)[accumulators][lanes], const float (&mul)[lanes], const float (&add)[lanes],
+template <int Chains, std::size_t... A>
+inline void fma_step(float (&acc)[Chains][lanes], const float (&mul)[lanes], const float (&add)[lanes],
                      std::index_sequence<A...>) {
   for (int c = 0; c < lanes; ++c) ((acc[A][c] = std::fma(acc[A][c], mul[c], add[c])), ...);
 }
 
-/// Runs `rounds` x steps_per_round steps of accumulators x lanes FMAs; returns a value that
-/// depends on every accumulator so that the compiler cannot drop the work.
+/// Runs `rounds` x steps_per_round steps of Chains x lanes FMAs; returns a value that depends on
+/// every accumulator so that the compiler cannot drop the work. Chains + 2 vectors must fit the
+/// register file, or the chains spill and the probe measures stores (12 chains of 16 floats, i.e.
+/// 24 AVX2 registers of 16, read half the peak until 2026-11-29).
+template <int Chains>
 float fma_kernel(std::int64_t rounds, float seed) {
-  float acc[accumulators][lanes];
+  float acc[Chains][lanes];
   float mul[lanes], add[lanes];
   for (int c = 0; c < lanes; ++c) {
     mul[c] = 0.999999f - 1e-7f * float(c);  // |mul| < 1: the accumulators converge, no overflow
     add[c] = 1e-6f * float(c + 1);
   }
-  for (int a = 0; a < accumulators; ++a)
+  for (int a = 0; a < Chains; ++a)
     for (int c = 0; c < lanes; ++c) acc[a][c] = seed + float(a * lanes + c);
   for (std::int64_t r = 0; r < rounds; ++r) {
     for (std::int64_t s = 0; s < steps_per_round; ++s)
-      fma_step(acc, mul, add, std::make_index_sequence<accumulators>{});
+      fma_step<Chains>(acc, mul, add, std::make_index_sequence<Chains>{});
     // An opaque barrier per round: keeps the accumulators in registers across the inner loop
     // while stopping the compiler from collapsing rounds algebraically.
     asm volatile("" : : "g"(&acc[0][0]) : "memory");
   }
   float sum = 0.0f;
-  for (int a = 0; a < accumulators; ++a)
+  for (int a = 0; a < Chains; ++a)
     for (int c = 0; c < lanes; ++c) sum += acc[a][c];
   return sum;
 }
 
-double flops_of(std::int64_t rounds) {
-  return double(rounds) * double(steps_per_round) * accumulators * lanes * flops_per_fma;
+/// The chain counts tried: FMA latency (4-5) x FMA pipes (1-2) needs 4-10 independent chains; the
+/// best of them is the peak. More than the register file holds would measure spills.
+using KernelFn = float (*)(std::int64_t, float);
+struct ChainConfig {
+  int chains;
+  KernelFn kernel;
+};
+#if defined(__AVX512F__)
+constexpr ChainConfig chain_configs[] = {{8, fma_kernel<8>}, {12, fma_kernel<12>}, {16, fma_kernel<16>}, {24, fma_kernel<24>}};
+#else
+constexpr ChainConfig chain_configs[] = {{6, fma_kernel<6>}, {8, fma_kernel<8>}, {10, fma_kernel<10>}, {12, fma_kernel<12>}};
+#endif
+
+double flops_of(int chains, std::int64_t rounds) {
+  return double(rounds) * double(steps_per_round) * chains * lanes * flops_per_fma;
 }
 
 double now_seconds() {
@@ -78,11 +100,11 @@ double now_seconds() {
 }
 
 /// Rounds one thread needs for about `seconds` of work.
-std::int64_t calibrate(double seconds) {
+std::int64_t calibrate(const ChainConfig& config, double seconds) {
   std::int64_t rounds = 1;
   for (;;) {
     const double t0 = now_seconds();
-    volatile float sink = fma_kernel(rounds, 1.0f);
+    volatile float sink = config.kernel(rounds, 1.0f);
     (void)sink;
     const double elapsed = now_seconds() - t0;
     if (elapsed > 0.05) return std::max<std::int64_t>(1, std::int64_t(double(rounds) * seconds / elapsed));
@@ -92,7 +114,7 @@ std::int64_t calibrate(double seconds) {
 
 /// GFLOP/s of `threads` threads each running `rounds`, best of `repeat` (all threads start together;
 /// the time is the slowest thread's).
-double measure(int threads, std::int64_t rounds, int repeat) {
+double measure(const ChainConfig& config, int threads, std::int64_t rounds, int repeat) {
   double best = 0;
   for (int rep = 0; rep < repeat; ++rep) {
     std::atomic<int> ready{0};
@@ -105,7 +127,7 @@ double measure(int threads, std::int64_t rounds, int repeat) {
         ready.fetch_add(1);
         while (!go.load()) std::this_thread::yield();
         const double t0 = now_seconds();
-        results[std::size_t(t)] = fma_kernel(rounds, float(t));
+        results[std::size_t(t)] = config.kernel(rounds, float(t));
         elapsed[std::size_t(t)] = now_seconds() - t0;
       });
     }
@@ -113,7 +135,7 @@ double measure(int threads, std::int64_t rounds, int repeat) {
     go.store(true);
     for (auto& th : pool) th.join();
     const double slowest = *std::max_element(elapsed.begin(), elapsed.end());
-    best = std::max(best, flops_of(rounds) * threads / slowest * 1e-9);
+    best = std::max(best, flops_of(config.chains, rounds) * threads / slowest * 1e-9);
     volatile float sink = results[0];
     (void)sink;
   }
@@ -168,12 +190,20 @@ int main(int argc, char* argv[]) {
     }
   }
 
-  const std::int64_t rounds = calibrate(seconds);
+  // The chain count with the best single-thread rate, then all threads with it.
   const int repeat = 3;
-  const double per_core = measure(1, rounds, repeat);
-  const double total = measure(threads, rounds, repeat);
+  const ChainConfig* best = &chain_configs[0];
+  double per_core = 0;
+  std::int64_t rounds = 1;
+  for (const ChainConfig& config : chain_configs) {
+    const std::int64_t r = calibrate(config, seconds / 4);
+    const double rate = measure(config, 1, r, repeat);
+    std::printf("  %2d chains x %2d floats, 1 thread: %8.1f GFLOP/s\n", config.chains, lanes, rate);
+    if (rate > per_core) per_core = rate, best = &config, rounds = r * 4;
+  }
+  const double total = measure(*best, threads, rounds, repeat);
   const std::string device = device_name();
-  std::printf("peak_probe: %s, %s, %d x %d-float FMA chains\n", device.c_str(), isa(), accumulators, lanes);
+  std::printf("peak_probe: %s, %s, %d x %d-float FMA chains\n", device.c_str(), isa(), best->chains, lanes);
   std::printf("  fp32 FMA peak, 1 thread  : %8.1f GFLOP/s\n", per_core);
   std::printf("  fp32 FMA peak, %d threads : %8.1f GFLOP/s (%.2fx one thread)\n", threads, total,
               total / per_core);

@@ -34,7 +34,7 @@ namespace impl {
 
 /// Head dims the engines handle: multiples of the micro-tile width, up to 256.
 inline bool supported_head_dim(index_t dim) {
-  return dim > 0 && dim <= 256 && dim % PortableEngine<>::lane_block == 0;
+  return dim > 0 && dim <= 256 && dim % portable_min_lane_block == 0;
 }
 
 template <class ExecSpace, class Q, class K, class V, class O, class Lse>
@@ -77,7 +77,7 @@ template <class Engine, class ExecSpace, class Mask>
 AttentionPlan<ExecSpace, Mask> plan_for_problem(const ExecSpace& exec, const Problem& problem,
                                                 const Mask& mask, const AttentionOptions& options) {
   TRIMIX_REQUIRE("attention", supported_head_dim(problem.head_dim), "head_dim ", problem.head_dim,
-                 " is not supported (multiples of ", PortableEngine<>::lane_block, " up to 256)");
+                 " is not supported (multiples of ", portable_min_lane_block, " up to 256)");
   using Traits = portable_engine_traits<ExecSpace>;
   AttentionPlan<ExecSpace, Mask> plan;
   plan.mask = mask;

@@ -35,6 +35,14 @@ struct portable_engine_traits {
   /// 6 rows x 16 columns: 12 independent AVX2 accumulators (enough to cover the FMA latency) and
   /// 8 loads per 12 FMAs; 4 rows were 1.8x slower (bench/NOTES.md).
   static constexpr index_t row_block = 6;
+  /// Columns of a micro-tile. With AVX-512 a 16-column block is one register, so 6 x 16 would
+  /// leave 6 accumulators (fewer than latency x 2 FMA pipes) and 7 loads per 6 FMAs; 6 x 32 keeps
+  /// 12 accumulators in the 32 zmm registers, like 6 x 16 on AVX2.
+#if defined(__AVX512F__)
+  static constexpr index_t lane_block = 32;
+#else
+  static constexpr index_t lane_block = 16;
+#endif
 };
 
 /// GPU-like spaces (device memory not host accessible): many threads per team, smaller tiles.
@@ -48,15 +56,21 @@ struct portable_engine_traits<
   static constexpr index_t kv_tile = 32;
   static constexpr index_t max_heads_per_item = 4;
   static constexpr index_t row_block = 4;
+  static constexpr index_t lane_block = 16;
 };
 
 namespace impl {
 
-/// The tile math with register micro-tiles of `RowBlock` rows (portable_engine_traits::row_block).
-template <index_t RowBlock = 4>
+/// Head dims and kv-tiles are multiples of this many columns (the narrowest micro-tile).
+constexpr index_t portable_min_lane_block = 16;
+
+/// The tile math with register micro-tiles of `RowBlock` rows x `LaneBlock` columns
+/// (portable_engine_traits::row_block, ::lane_block).
+template <index_t RowBlock = 4, index_t LaneBlock = portable_min_lane_block>
 struct PortableEngine {
-  static constexpr index_t row_block = RowBlock;  ///< rows of a register micro-tile
-  static constexpr index_t lane_block = 16;  ///< contiguous columns of a micro-tile (one AVX-512 vector)
+  static_assert(LaneBlock % portable_min_lane_block == 0, "lane_block: a multiple of 16 columns");
+  static constexpr index_t row_block = RowBlock;    ///< rows of a register micro-tile
+  static constexpr index_t lane_block = LaneBlock;  ///< contiguous columns of a micro-tile
 
   /// S[rows][kv_tile] = Q[rows][dim] * Kt[dim][kv_tile]. rows % row_block == 0,
   /// kv_tile % lane_block == 0.
@@ -83,29 +97,41 @@ struct PortableEngine {
   }
 
   /// O[rows][dim] = O * alpha[row] + P[rows][keys] * V[keys][dim], the first `keys` columns of P
-  /// (row stride kv_tile). dim % lane_block == 0.
+  /// (row stride kv_tile). dim % 16 == 0; head dims that lane_block does not divide (80) take
+  /// 16-column micro-tiles.
   template <class Team>
   TRIMIX_FUNCTION static void accumulate(const Team& team, const float* p, const float* v,
                                          const float* alpha, float* o, index_t rows, index_t dim,
                                          index_t kv_tile, index_t keys) {
-    const index_t dim_blocks = dim / lane_block;
+    if (lane_block == portable_min_lane_block || dim % lane_block == 0)
+      accumulate_blocks<lane_block>(team, p, v, alpha, o, rows, dim, kv_tile, keys);
+    else
+      accumulate_blocks<portable_min_lane_block>(team, p, v, alpha, o, rows, dim, kv_tile, keys);
+  }
+
+ private:
+  template <index_t Lanes, class Team>
+  TRIMIX_FUNCTION static void accumulate_blocks(const Team& team, const float* p, const float* v,
+                                                const float* alpha, float* o, index_t rows,
+                                                index_t dim, index_t kv_tile, index_t keys) {
+    const index_t dim_blocks = dim / Lanes;
     Kokkos::parallel_for(Kokkos::TeamVectorRange(team, (rows / row_block) * dim_blocks),
                          [&](index_t tile) {
       const index_t r0 = (tile / dim_blocks) * row_block;
-      const index_t d0 = (tile % dim_blocks) * lane_block;
-      float acc[row_block][lane_block];
+      const index_t d0 = (tile % dim_blocks) * Lanes;
+      float acc[row_block][Lanes];
       for (index_t r = 0; r < row_block; ++r)
-        for (index_t c = 0; c < lane_block; ++c) acc[r][c] = o[(r0 + r) * dim + d0 + c] * alpha[r0 + r];
+        for (index_t c = 0; c < Lanes; ++c) acc[r][c] = o[(r0 + r) * dim + d0 + c] * alpha[r0 + r];
       for (index_t j = 0; j < keys; ++j) {
         const float* v_row = v + j * dim + d0;
         for (index_t r = 0; r < row_block; ++r) {
           const float pv = p[(r0 + r) * kv_tile + j];
           TRIMIX_SIMD
-          for (index_t c = 0; c < lane_block; ++c) acc[r][c] += pv * v_row[c];
+          for (index_t c = 0; c < Lanes; ++c) acc[r][c] += pv * v_row[c];
         }
       }
       for (index_t r = 0; r < row_block; ++r)
-        for (index_t c = 0; c < lane_block; ++c) o[(r0 + r) * dim + d0 + c] = acc[r][c];
+        for (index_t c = 0; c < Lanes; ++c) o[(r0 + r) * dim + d0 + c] = acc[r][c];
     });
   }
 };

@@ -93,7 +93,9 @@ struct AttentionKernel {
   using Traits = portable_engine_traits<ExecSpace>;
   static_assert(Traits::q_rows % Traits::row_block == 0,
                 "portable_engine_traits: q_rows must be a multiple of row_block");
-  using Engine = PortableEngine<Traits::row_block>;
+  static_assert(Traits::kv_tile % Traits::lane_block == 0,
+                "portable_engine_traits: kv_tile must be a multiple of lane_block");
+  using Engine = PortableEngine<Traits::row_block, Traits::lane_block>;
   using Memory = typename ExecSpace::memory_space;
 
   AttentionArgs<TQ, TK, TV, TO> args;
@@ -187,7 +189,7 @@ struct AttentionKernel {
   /// place; columns at or past `keys` (beyond seq_k) get probability 0.
   TRIMIX_FUNCTION static void update_row(float* s, index_t keys, index_t kv_tile, float& m, float& l,
                                          float& alpha) {
-    constexpr index_t lanes = Engine::lane_block;  // independent partial max / sum: vectorisable
+    constexpr index_t lanes = portable_min_lane_block;  // independent partial max / sum: vectorisable
     for (index_t j = keys; j < kv_tile; ++j) s[j] = minus_infinity;
     float lane_max[lanes], lane_sum[lanes];
     for (index_t c = 0; c < lanes; ++c) lane_max[c] = minus_infinity, lane_sum[c] = 0.0f;
