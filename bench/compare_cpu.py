@@ -40,6 +40,14 @@ def cpu_name():
     return platform.processor() or "cpu"
 
 
+def all_cpus():
+    """Child processes inherit the CPU affinity of this one, and torch's OpenMP runtime pins the
+    Python thread to one core once it has run: trimix's 16 threads then shared that core (0.06
+    instead of 0.8 TFLOP/s, 2026-11-29). Give the benchmark every CPU back."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, range(os.cpu_count()))
+
+
 def rel_l2(a, b):
     a, b = a.float(), b.float()
     return float((a - b).norm() / b.norm())
@@ -98,7 +106,7 @@ def main():
             cmd = [args.bench, "--seq", str(n), "--masks", "causal", "--dtypes", name, "--threads",
                    str(args.threads), "--q-heads", str(hq), "--kv-heads", str(hkv), "--head-dim", str(d),
                    "--repeat", str(args.repeat), "--budget-s", "60", "--io-dir", io, "--csv", csv_path]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=all_cpus)
             if proc.returncode != 0:
                 print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
                 raise SystemExit(f"attention_bench failed at {name} N={n}")
