@@ -85,7 +85,10 @@ AttentionPlan<ExecSpace, Mask> plan_for_problem(const ExecSpace& exec, const Pro
   TileShape shape{Traits::q_rows, Traits::kv_tile, Traits::max_heads_per_item};
   if constexpr (Engine::available) {
     if (Engine::handles_shape(problem)) {
-      shape = Engine::shape(problem);
+      // One head per item when the heads of a group have different masks (plan.hpp).
+      Problem packing = problem;
+      if (!uniform_within_group(mask, problem.q_heads, problem.kv_heads)) packing.kv_heads = problem.q_heads;
+      shape = Engine::shape(packing);
       plan.backend_engine = true;
     }
   }

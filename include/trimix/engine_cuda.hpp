@@ -148,6 +148,8 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   const TileGeometry& g = p.geometry;
   const index_t q_rows = g.q_tile;
   const index_t first_q_head = item.kv_head * pr.group_size() + item.head_block * p.heads_per_item;
+  // The mask of this item's heads (they share it: the plan packs only heads with the same mask).
+  const auto item_mask = bind_head(p.mask, item.batch, first_q_head, pr.q_heads);
   const index_t first_row = index_t(item.q_tile) * q_rows;
   const index_t valid_rows = g.q_rows(item.q_tile);
   const index_t first_position = g.first_position(item.q_tile);
@@ -193,7 +195,7 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   // within the list's length (TileShape::max_tiles_per_item).
   __shared__ int tile_list[max_item_tiles + 1];
   if (tid == 0) {
-    auto walker = walk_tiles(p.mask, g, item);
+    auto walker = walk_tiles(item_mask, g, item);
     int n = 0;
     index_t t = 0;
     bool part = false;
@@ -267,7 +269,7 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
         if (check) {
           const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
           const bool seen =
-              col < keys && (!partial || trimix::visible(p.mask, row_position[e / 2], j0 + col, g.seq_k));
+              col < keys && (!partial || trimix::visible(item_mask, row_position[e / 2], j0 + col, g.seq_k));
           if (!seen) x = minus_inf;
         }
         s[nt][e] = x;

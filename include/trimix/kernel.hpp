@@ -141,17 +141,20 @@ struct AttentionKernel {
     });
     team.team_barrier();
 
-    // Visit the item's kv-tiles in run order.
-    auto walker = walk_tiles(mask, geometry, item);
+    // Visit the item's kv-tiles in run order, under the mask of the item's heads (they share it:
+    // the plan packs only heads with the same mask).
+    const auto item_mask = bind_head(mask, item.batch, first_q_head, p.q_heads);
+    auto walker = walk_tiles(item_mask, geometry, item);
     index_t tile;
     bool partial;
-    while (walker.next(tile, partial)) visit_tile(team, t, item, tile, partial);
+    while (walker.next(tile, partial)) visit_tile(team, t, item_mask, item, tile, partial);
     write_rows(team, t, item, first_q_head, first_row, valid_rows);
   }
 
   /// One kv-tile: S = Q K^T, mask (partial tiles only), online softmax, O = O * alpha + P V.
-  TRIMIX_FUNCTION void visit_tile(const Team& team, const TeamTiles& t, const WorkItem& item,
-                                  index_t u, bool partial) const {
+  template <class ItemMask>
+  TRIMIX_FUNCTION void visit_tile(const Team& team, const TeamTiles& t, const ItemMask& item_mask,
+                                  const WorkItem& item, index_t u, bool partial) const {
     const Problem& p = args.problem;
     const index_t kv_tile = geometry.kv_tile, q_rows = geometry.q_tile;
     const index_t first_key = geometry.first_key(u), keys = geometry.kv_keys(u);
@@ -176,7 +179,7 @@ struct AttentionKernel {
       if (partial) {
         const index_t position = first_position + i;
         for (index_t j = 0; j < keys; ++j)
-          if (!trimix::visible(mask, position, first_key + j, geometry.seq_k)) s[j] = minus_infinity;
+          if (!trimix::visible(item_mask, position, first_key + j, geometry.seq_k)) s[j] = minus_infinity;
       }
       update_row(s, keys, kv_tile, t.m[r], t.l[r], t.alpha[r]);
     });

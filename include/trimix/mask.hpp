@@ -72,6 +72,11 @@ struct KeySpan {
   index_t all_last = -1;
 };
 
+template <class A, class B>
+struct Union;
+template <class A, class B>
+struct Intersection;
+
 namespace impl {
 
 /// Large enough for "unbounded" offsets, small enough that p +- it never overflows.
@@ -234,30 +239,78 @@ template <class P>
 struct has_name<P, std::void_t<decltype(std::string(std::declval<const P&>().name()))>>
     : std::true_type {};
 
+// ---- policies that depend on the head (runtime masks, block_sparse.hpp) -------------------------
+//
+// A policy whose mask differs per (batch, query head) provides
+//   `bind(index_t batch, index_t q_head, index_t q_heads) const`
+// returning a position-only policy for that head. The algorithm calls trimix::bind_head on the
+// whole mask once per work item; compositions bind their parts, position-only policies bind to
+// themselves. Optional members such a policy may add: `bool uniform_within_group(q_heads,
+// kv_heads) const` (GQA packing allowed) and `void check(api, geometry, batch, q_heads) const`
+// (throws when the policy does not fit the problem or the engine's tiles).
+
+template <class P, class = void>
+struct has_bind : std::false_type {};
+template <class P>
+struct has_bind<P, std::void_t<decltype(std::declval<const P&>().bind(index_t{}, index_t{}, index_t{}))>>
+    : std::true_type {};
+
+template <class P>
+struct is_head_dependent : has_bind<P> {};
+template <class A, class B>
+struct is_head_dependent<Union<A, B>>
+    : std::bool_constant<is_head_dependent<A>::value || is_head_dependent<B>::value> {};
+template <class A, class B>
+struct is_head_dependent<Intersection<A, B>>
+    : std::bool_constant<is_head_dependent<A>::value || is_head_dependent<B>::value> {};
+
+template <class P>
+inline constexpr bool satisfies_tile_contract =
+    has_visible<P>::value && std::is_trivially_copyable_v<P> &&
+    (has_key_span<P>::value || (has_classify<P>::value && has_runs<P>::value));
+
+template <class P, bool = has_bind<P>::value>
+struct binds_to_policy : std::true_type {};  // compositions: their parts were checked
+template <class P>
+struct binds_to_policy<P, true>
+    : std::bool_constant<std::is_trivially_copyable_v<P> &&
+                         satisfies_tile_contract<decltype(std::declval<const P&>().bind(
+                             index_t{}, index_t{}, index_t{}))>> {};
+
+template <class P, bool = is_head_dependent<P>::value>
+struct is_mask_policy : std::bool_constant<satisfies_tile_contract<P>> {};
+template <class P>
+struct is_mask_policy<P, true> : binds_to_policy<P> {};
+
 }  // namespace impl
 
 /// True for types that satisfy the tile contract: `visible`, and either `key_span` or both
-/// `classify` and `runs`. Policies must also be trivially copyable (they are copied to devices).
+/// `classify` and `runs`; or that bind per head to such a type. Policies must also be trivially
+/// copyable (they are copied to devices).
 template <class P>
-inline constexpr bool is_mask_policy_v =
-    impl::has_visible<P>::value && std::is_trivially_copyable_v<P> &&
-    (impl::has_key_span<P>::value || (impl::has_classify<P>::value && impl::has_runs<P>::value));
+inline constexpr bool is_mask_policy_v = impl::is_mask_policy<P>::value;
 
 /// Compile-time check with a message that says which part of the contract is missing.
 template <class P>
 constexpr bool check_mask_policy() {
-  static_assert(impl::has_visible<P>::value,
-                "trimix mask policy: missing `bool visible(index_t position, index_t key, "
-                "index_t seq_k) const`");
-  static_assert(impl::has_key_span<P>::value || impl::has_classify<P>::value,
-                "trimix mask policy: missing `TileClass classify(const TileGeometry&, index_t "
-                "q_tile, index_t kv_tile) const` (or `KeySpan key_span(index_t first_position, "
-                "index_t last_position, index_t seq_k) const`)");
-  static_assert(impl::has_key_span<P>::value || impl::has_runs<P>::value,
-                "trimix mask policy: missing `runs(const TileGeometry&, index_t q_tile) const` "
-                "returning a cursor with `bool next(KvRun&)` (or `KeySpan key_span(...)`)");
-  static_assert(std::is_trivially_copyable_v<P>,
-                "trimix mask policy: must be trivially copyable (it is copied to the device)");
+  if constexpr (impl::is_head_dependent<P>::value) {
+    static_assert(impl::binds_to_policy<P>::value,
+                  "trimix mask policy: `bind(batch, q_head, q_heads)` must return a trivially copyable "
+                  "position-only mask policy, and the policy itself must be trivially copyable");
+  } else {
+    static_assert(impl::has_visible<P>::value,
+                  "trimix mask policy: missing `bool visible(index_t position, index_t key, "
+                  "index_t seq_k) const`");
+    static_assert(impl::has_key_span<P>::value || impl::has_classify<P>::value,
+                  "trimix mask policy: missing `TileClass classify(const TileGeometry&, index_t "
+                  "q_tile, index_t kv_tile) const` (or `KeySpan key_span(index_t first_position, "
+                  "index_t last_position, index_t seq_k) const`)");
+    static_assert(impl::has_key_span<P>::value || impl::has_runs<P>::value,
+                  "trimix mask policy: missing `runs(const TileGeometry&, index_t q_tile) const` "
+                  "returning a cursor with `bool next(KvRun&)` (or `KeySpan key_span(...)`)");
+    static_assert(std::is_trivially_copyable_v<P>,
+                  "trimix mask policy: must be trivially copyable (it is copied to the device)");
+  }
   return true;
 }
 
@@ -415,6 +468,80 @@ TRIMIX_FUNCTION constexpr Union<A, B> operator|(const A& a, const B& b) {
 template <class A, class B, class = std::enable_if_t<is_mask_policy_v<A> && is_mask_policy_v<B>>>
 TRIMIX_FUNCTION constexpr Intersection<A, B> operator&(const A& a, const B& b) {
   return Intersection<A, B>{a, b};
+}
+
+/// The mask of one (batch, query head of q_heads): position-only policies are returned as they
+/// are, head-dependent ones bound (see has_bind above), compositions part by part.
+template <class P>
+TRIMIX_FUNCTION auto bind_head(const P& policy, index_t batch, index_t q_head, index_t q_heads) {
+  if constexpr (impl::has_bind<P>::value) return policy.bind(batch, q_head, q_heads);
+  else return policy;
+}
+template <class A, class B>
+TRIMIX_FUNCTION auto bind_head(const Union<A, B>& u, index_t batch, index_t q_head, index_t q_heads) {
+  if constexpr (impl::is_head_dependent<Union<A, B>>::value) {
+    const auto a = bind_head(u.a, batch, q_head, q_heads);
+    const auto b = bind_head(u.b, batch, q_head, q_heads);
+    return Union<std::remove_const_t<decltype(a)>, std::remove_const_t<decltype(b)>>{a, b};
+  } else {
+    return u;
+  }
+}
+template <class A, class B>
+TRIMIX_FUNCTION auto bind_head(const Intersection<A, B>& x, index_t batch, index_t q_head, index_t q_heads) {
+  if constexpr (impl::is_head_dependent<Intersection<A, B>>::value) {
+    const auto a = bind_head(x.a, batch, q_head, q_heads);
+    const auto b = bind_head(x.b, batch, q_head, q_heads);
+    return Intersection<std::remove_const_t<decltype(a)>, std::remove_const_t<decltype(b)>>{a, b};
+  } else {
+    return x;
+  }
+}
+
+namespace impl {
+template <class P, class = void>
+struct has_uniform_within_group : std::false_type {};
+template <class P>
+struct has_uniform_within_group<P, std::void_t<decltype(std::declval<const P&>().uniform_within_group(
+                                       index_t{}, index_t{}))>> : std::true_type {};
+template <class P, class = void>
+struct has_check : std::false_type {};
+template <class P>
+struct has_check<P, std::void_t<decltype(std::declval<const P&>().check(
+                        "", std::declval<const TileGeometry&>(), index_t{}, index_t{}))>> : std::true_type {};
+}  // namespace impl
+
+/// Whether every query head of a GQA group has the same mask (then an item may pack the group).
+template <class P>
+bool uniform_within_group(const P& policy, index_t q_heads, index_t kv_heads) {
+  if constexpr (impl::has_uniform_within_group<P>::value) return policy.uniform_within_group(q_heads, kv_heads);
+  else return !impl::has_bind<P>::value;
+}
+template <class A, class B>
+bool uniform_within_group(const Union<A, B>& u, index_t q_heads, index_t kv_heads) {
+  return uniform_within_group(u.a, q_heads, kv_heads) && uniform_within_group(u.b, q_heads, kv_heads);
+}
+template <class A, class B>
+bool uniform_within_group(const Intersection<A, B>& x, index_t q_heads, index_t kv_heads) {
+  return uniform_within_group(x.a, q_heads, kv_heads) && uniform_within_group(x.b, q_heads, kv_heads);
+}
+
+/// Throws std::invalid_argument (naming `api`) when a runtime policy does not fit the problem or
+/// the engine's tiles; position-only policies always fit.
+template <class P>
+void check_policy_fits(const P& policy, const char* api, const TileGeometry& g, index_t batch, index_t q_heads) {
+  if constexpr (impl::has_check<P>::value) policy.check(api, g, batch, q_heads);
+}
+template <class A, class B>
+void check_policy_fits(const Union<A, B>& u, const char* api, const TileGeometry& g, index_t batch, index_t q_heads) {
+  check_policy_fits(u.a, api, g, batch, q_heads);
+  check_policy_fits(u.b, api, g, batch, q_heads);
+}
+template <class A, class B>
+void check_policy_fits(const Intersection<A, B>& x, const char* api, const TileGeometry& g, index_t batch,
+                       index_t q_heads) {
+  check_policy_fits(x.a, api, g, batch, q_heads);
+  check_policy_fits(x.b, api, g, batch, q_heads);
 }
 
 /// Policies defined as a composition of others: `composed()` returns the expression, everything

@@ -65,7 +65,7 @@ namespace impl {
 
 /// Number of kv-tiles that q-tile `qt` visits, from its runs: O(runs).
 template <class Mask>
-index_t visited_tiles(const Mask& mask, const TileGeometry& g, index_t qt) {
+TRIMIX_FUNCTION index_t visited_tiles(const Mask& mask, const TileGeometry& g, index_t qt) {
   auto cursor = kv_runs(mask, g, qt);
   KvRun run;
   index_t count = 0;
@@ -103,18 +103,45 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   plan.q_heads = problem.q_heads;
   plan.kv_heads = problem.kv_heads;
   const index_t group = problem.kv_heads ? problem.group_size() : 1;
-  plan.heads_per_item = impl::heads_per_item(group, shape.max_heads_per_item);
+  // A mask that differs between the heads of a GQA group gets one head per item: packed heads
+  // would each compute the union of their tiles.
+  const bool packable = uniform_within_group(mask, problem.q_heads, problem.kv_heads);
+  plan.heads_per_item = impl::heads_per_item(group, packable ? shape.max_heads_per_item : 1);
   plan.rows_per_item = plan.heads_per_item * shape.q_rows;
   const index_t head_blocks = group / plan.heads_per_item;
-  const TileGeometry& g = plan.geometry;
+  const TileGeometry g = plan.geometry;
   const index_t q_tiles = g.q_tiles();
+  check_policy_fits(mask, "make_plan", g, problem.batch, problem.q_heads);
 
-  std::vector<index_t> count(static_cast<std::size_t>(q_tiles));
-  for (index_t qt = 0; qt < q_tiles; ++qt) {
-    count[std::size_t(qt)] = impl::visited_tiles(mask, g, qt);
-    plan.visited_tiles += count[std::size_t(qt)];
-    plan.longest_q_tile = std::max(plan.longest_q_tile, count[std::size_t(qt)]);
+  const index_t units = problem.batch * problem.kv_heads * head_blocks;
+  // Visited tiles per q-tile; for head-dependent masks per (unit, q-tile), counted where the
+  // mask's data lives (the execution space) and copied back: O(units * q_tiles) integers.
+  constexpr bool per_unit = impl::is_head_dependent<Mask>::value;
+  const index_t count_units = per_unit ? units : 1;
+  std::vector<index_t> count(static_cast<std::size_t>(count_units * q_tiles));
+  if constexpr (per_unit) {
+    Kokkos::View<index_t*, Memory> counted(Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::counts"),
+                                           count.size());
+    const index_t q_heads = problem.q_heads, heads_per_block = plan.heads_per_item;
+    const index_t kv_heads = problem.kv_heads;
+    Kokkos::parallel_for(
+        "trimix::plan[count]", Kokkos::RangePolicy<ExecSpace>(exec, 0, index_t(count.size())),
+        KOKKOS_LAMBDA(index_t e) {
+          const index_t unit = e / q_tiles, qt = e % q_tiles;
+          const index_t b = unit / (kv_heads * head_blocks);
+          const index_t first_q_head = unit % (kv_heads * head_blocks) * heads_per_block;
+          counted(e) = impl::visited_tiles(bind_head(mask, b, first_q_head, q_heads), g, qt);
+        });
+    auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), counted);
+    for (std::size_t e = 0; e < count.size(); ++e) count[e] = host(e);
+  } else {
+    for (index_t qt = 0; qt < q_tiles; ++qt) count[std::size_t(qt)] = impl::visited_tiles(mask, g, qt);
   }
+  for (index_t c : count) {
+    plan.visited_tiles += c;
+    plan.longest_q_tile = std::max(plan.longest_q_tile, c);
+  }
+  if (per_unit && units > 0) plan.visited_tiles /= units;  // per (batch, query head), on average
   const index_t mean = q_tiles ? (plan.visited_tiles + q_tiles - 1) / q_tiles : 0;
   index_t chunk = options.max_tiles_per_item > 0
                       ? options.max_tiles_per_item
@@ -123,37 +150,44 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   if (shape.max_tiles_per_item > 0) chunk = std::min(chunk, shape.max_tiles_per_item);
   plan.max_tiles_per_item = chunk;
 
-  // Per q-tile chunks, longest first; then one item per (chunk, batch, kv-head, head block).
+  // Chunks of each (count unit, q-tile), longest first; then one item per chunk and unit it
+  // stands for (every unit when the mask is the same for all heads, else its own).
   struct Chunk {
-    index_t q_tile, begin, end, split, splits;
+    index_t count_unit, q_tile, begin, end, split, splits;
   };
   std::vector<Chunk> chunks;
-  index_t split_q_tiles = 0, slots_per_head_block = 0;
-  std::vector<index_t> first_slot(static_cast<std::size_t>(q_tiles), -1);
-  for (index_t qt = 0; qt < q_tiles; ++qt) {
-    const index_t c = count[std::size_t(qt)];
-    const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
-    if (splits > 1) {
-      first_slot[std::size_t(qt)] = slots_per_head_block;
-      slots_per_head_block += splits;
-      ++split_q_tiles;
+  index_t split_groups = 0, slots_per_unit = 0;
+  std::vector<index_t> first_slot(count.size(), -1);
+  for (index_t cu = 0; cu < count_units; ++cu) {
+    index_t slot = 0;  // slots are numbered per unit
+    for (index_t qt = 0; qt < q_tiles; ++qt) {
+      const std::size_t e = std::size_t(cu * q_tiles + qt);
+      const index_t c = count[e];
+      const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
+      if (splits > 1) {
+        first_slot[e] = slot;
+        slot += splits;
+        ++split_groups;
+      }
+      for (index_t s = 0; s < splits; ++s)
+        chunks.push_back(Chunk{cu, qt, s * c / splits, (s + 1) * c / splits, s, splits});
     }
-    for (index_t s = 0; s < splits; ++s)
-      chunks.push_back(Chunk{qt, s * c / splits, (s + 1) * c / splits, s, splits});
+    slots_per_unit = std::max(slots_per_unit, slot);
   }
   std::stable_sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) {
     return a.end - a.begin > b.end - b.begin;
   });
 
-  const index_t units = problem.batch * problem.kv_heads * head_blocks;
-  plan.split_slots = units * slots_per_head_block;
+  const index_t units_per_chunk = per_unit ? 1 : units;
+  plan.split_slots = units * slots_per_unit;
   auto items = Kokkos::View<WorkItem*, Kokkos::HostSpace>("trimix::plan::items",
-                                                          std::size_t(units) * chunks.size());
-  auto groups = Kokkos::View<SplitGroup*, Kokkos::HostSpace>("trimix::plan::groups",
-                                                             std::size_t(units * split_q_tiles));
+                                                          std::size_t(units_per_chunk) * chunks.size());
+  auto groups = Kokkos::View<SplitGroup*, Kokkos::HostSpace>(
+      "trimix::plan::groups", std::size_t(per_unit ? split_groups : units * split_groups));
   std::size_t n_items = 0, n_groups = 0;
   for (const Chunk& ch : chunks) {
-    for (index_t unit = 0; unit < units; ++unit) {
+    for (index_t k = 0; k < units_per_chunk; ++k) {
+      const index_t unit = per_unit ? ch.count_unit : k;
       WorkItem w;
       w.batch = std::int32_t(unit / (problem.kv_heads * head_blocks));
       w.kv_head = std::int32_t(unit / head_blocks % problem.kv_heads);
@@ -162,7 +196,7 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
       w.tile_begin = std::int32_t(ch.begin);
       w.tile_end = std::int32_t(ch.end);
       if (ch.splits > 1) {
-        const index_t base = unit * slots_per_head_block + first_slot[std::size_t(ch.q_tile)];
+        const index_t base = unit * slots_per_unit + first_slot[std::size_t(ch.count_unit * q_tiles + ch.q_tile)];
         w.split_slot = std::int32_t(base + ch.split);
         if (ch.split == 0)
           groups(n_groups++) = SplitGroup{w.batch, w.kv_head, w.head_block, w.q_tile,

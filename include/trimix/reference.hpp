@@ -50,6 +50,7 @@ void attention(const Q& q, const K& k, const V& v, const O& o, const Lse& lse, c
   using TO = element_traits<typename O::non_const_value_type>;
   const double scale = options.scale ? *options.scale : 1.0 / std::sqrt(double(p.head_dim));
   const index_t group = p.kv_heads ? p.group_size() : 1;
+  check_policy_fits(mask, "reference::attention", TileGeometry{p.seq_q, p.seq_k, 1, 1}, p.batch, p.q_heads);
   const double minus_inf = -std::numeric_limits<double>::infinity();
   auto elem = [&](const auto& view, index_t b, index_t h, index_t s, index_t d) {
     return p.layout == Layout::bhsd ? view(b, h, s, d) : view(b, s, h, d);
@@ -58,12 +59,13 @@ void attention(const Q& q, const K& k, const V& v, const O& o, const Lse& lse, c
   for (index_t b = 0; b < p.batch; ++b) {
     for (index_t h = 0; h < p.q_heads; ++h) {
       const index_t g = h / group;
+      const auto head_mask = bind_head(mask, b, h, p.q_heads);
       for (index_t i = 0; i < p.seq_q; ++i) {
         const index_t pos = p.seq_k - p.seq_q + i;
         double row_max = minus_inf;
         for (index_t j = 0; j < p.seq_k; ++j) {
           double s = minus_inf;
-          if (trimix::visible(mask, pos, j, p.seq_k)) {
+          if (trimix::visible(head_mask, pos, j, p.seq_k)) {
             s = 0;
             for (index_t d = 0; d < p.head_dim; ++d)
               s += TQ::to_double(elem(q, b, h, i, d)) * TK::to_double(elem(k, b, g, j, d));

@@ -5,6 +5,7 @@
 #include <trimix/config.hpp>
 #include <trimix/element.hpp>
 #include <trimix/mask.hpp>
+#include <trimix/block_sparse.hpp>
 #include <trimix/problem.hpp>
 #include <trimix/plan.hpp>
 #include <trimix/softmax.hpp>

@@ -1,0 +1,227 @@
+// Runtime block-sparse masks: the two builders agree, the bound policy's tile answers agree with
+// its element answers (brute force), and attention with block-sparse masks, alone and composed
+// with static policies, per query head and per kv-head, matches the exact reference.
+#include "test_support.hpp"
+
+#include <trimix/attention.hpp>
+#include <trimix/block_sparse.hpp>
+#include <trimix/reference.hpp>
+
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+using namespace trimix_test;
+using trimix::AttentionOptions;
+using trimix::BlockSparseMap;
+
+namespace {
+
+using Memory = typename ExecSpace::memory_space;
+using TileMap = Kokkos::View<std::int8_t****, Kokkos::LayoutRight, Kokkos::HostSpace>;
+
+/// A random tile map: each block empty, partial or full with the given odds.
+TileMap random_tile_map(std::mt19937_64& rng, index_t batch, index_t heads, index_t qb, index_t kb,
+                        double density) {
+  TileMap map("tiles", std::size_t(batch), std::size_t(heads), std::size_t(qb), std::size_t(kb));
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (std::size_t i = 0; i < map.span(); ++i) {
+    const double x = u(rng);
+    map.data()[i] = x >= density ? 0 : x < density / 2 ? 2 : 1;
+  }
+  return map;
+}
+
+BlockSparseMap<Memory> exec_map(const TileMap& tiles, index_t seq_q, index_t seq_k, index_t bq, index_t bk) {
+  return trimix::block_sparse_from_tile_map(ExecSpace{}, to_exec(tiles), seq_q, seq_k, bq, bk);
+}
+
+}  // namespace
+
+TEST_CASE("block-sparse builders: tile map and index lists give the same sorted rows", "[block_sparse]") {
+  std::mt19937_64 rng(5);
+  const index_t batch = 2, heads = 3, seq_q = 300, seq_k = 400, bq = 64, bk = 64;
+  const index_t qb = (seq_q + bq - 1) / bq, kb = (seq_k + bk - 1) / bk;
+  const TileMap tiles = random_tile_map(rng, batch, heads, qb, kb, 0.5);
+  const auto from_map = exec_map(tiles, seq_q, seq_k, bq, bk);
+
+  // The same blocks as shuffled CSR lists with a repeat per row (the larger class wins).
+  std::vector<std::int32_t> offsets{0}, indices, classes;
+  for (index_t r = 0; r < batch * heads * qb; ++r) {
+    std::vector<std::pair<std::int32_t, std::int32_t>> row;
+    for (index_t u = 0; u < kb; ++u)
+      if (const auto c = tiles.data()[r * kb + u]) row.emplace_back(std::int32_t(u), std::int32_t(c));
+    if (!row.empty()) row.emplace_back(row.front().first, 1);
+    std::shuffle(row.begin(), row.end(), rng);
+    for (auto [u, c] : row) indices.push_back(u), classes.push_back(c);
+    offsets.push_back(std::int32_t(indices.size()));
+  }
+  auto view_of = [](const std::vector<std::int32_t>& x) {
+    Kokkos::View<std::int32_t*, Kokkos::HostSpace> h("list", x.size());
+    std::copy(x.begin(), x.end(), h.data());
+    return Kokkos::create_mirror_view_and_copy(Memory{}, h);
+  };
+  const auto from_lists = trimix::block_sparse_from_indices(ExecSpace{}, view_of(offsets), view_of(indices),
+                                                            view_of(classes), batch, heads, seq_q, seq_k, bq, bk);
+  REQUIRE(from_lists.capacity() == from_map.capacity());
+  const auto e1 = to_host(from_map.entries()), e2 = to_host(from_lists.entries());
+  const auto c1 = to_host(from_map.counts()), c2 = to_host(from_lists.counts());
+  index_t listed = 0;
+  for (index_t b = 0; b < batch; ++b)
+    for (index_t h = 0; h < heads; ++h)
+      for (index_t q = 0; q < qb; ++q) {
+        REQUIRE(c1(b, h, q) == c2(b, h, q));
+        index_t expected = 0;
+        for (index_t u = 0; u < kb; ++u) expected += tiles(b, h, q, u) != 0;
+        CHECK(c1(b, h, q) == expected);
+        for (index_t e = 0; e < c1(b, h, q); ++e) {
+          CHECK(e1(b, h, q, e) == e2(b, h, q, e));
+          const index_t u = e1(b, h, q, e) >> 1;
+          CHECK(tiles(b, h, q, u) == 1 + (e1(b, h, q, e) & 1));
+          if (e > 0) CHECK((e1(b, h, q, e - 1) >> 1) < u);
+          ++listed;
+        }
+      }
+  CHECK(listed > 0);
+
+  using Catch::Matchers::ContainsSubstring;
+  CHECK_THROWS_WITH(trimix::block_sparse_from_indices(ExecSpace{}, view_of({0, 1}), view_of({9}), 1, 1, 64, 64, 64, 64),
+                    ContainsSubstring("outside [0, kv_blocks = 1)"));
+  CHECK_THROWS_WITH(trimix::block_sparse_from_tile_map(ExecSpace{}, to_exec(tiles), seq_q, seq_k, bq, 32),
+                    ContainsSubstring("expected q_blocks 5 x kv_blocks 13"));
+}
+
+TEST_CASE("bound block-sparse policy: runs and classify agree with visible", "[block_sparse][mask]") {
+  std::mt19937_64 rng(11);
+  struct Case {
+    index_t seq_q, seq_k, bq, bk, q_tile, kv_tile;
+  };
+  const Case cases[] = {{256, 256, 64, 64, 48, 64}, {200, 333, 64, 128, 16, 64}, {130, 130, 32, 64, 64, 32},
+                        {1, 97, 16, 64, 48, 64},    {96, 96, 64, 64, 64, 64}};
+  for (const Case& c : cases) {
+    const index_t qb = (c.seq_q + c.bq - 1) / c.bq, kb = (c.seq_k + c.bk - 1) / c.bk;
+    const TileMap tiles = random_tile_map(rng, 1, 2, qb, kb, 0.45);
+    const auto map = trimix::mirror<Kokkos::HostSpace>(exec_map(tiles, c.seq_q, c.seq_k, c.bq, c.bk));
+    const auto by_key = map.policy();                       // Partial entries show their whole block
+    const auto causal_inside = map.policy(trimix::Causal{});  // Partial entries: only j <= p
+    const trimix::TileGeometry g{c.seq_q, c.seq_k, c.q_tile, c.kv_tile};
+    CAPTURE(c.seq_q, c.seq_k, c.bq, c.bk, c.q_tile, c.kv_tile);
+    for (index_t h = 0; h < 2; ++h) {
+      const auto head = trimix::bind_head(by_key, 0, h, 2);
+      const auto head_causal = trimix::bind_head(causal_inside, 0, h, 2);
+      // Element semantics straight from the tile map.
+      for (index_t i = 0; i < c.seq_q; ++i)
+        for (index_t j = 0; j < c.seq_k; ++j) {
+          const index_t p = c.seq_k - c.seq_q + i;
+          const int cls = tiles(0, h, i / c.bq, j / c.bk);
+          REQUIRE(trimix::visible(head, p, j, c.seq_k) == (cls != 0));
+          REQUIRE(trimix::visible(head_causal, p, j, c.seq_k) == (cls == 2 || (cls == 1 && j <= p)));
+        }
+      // Tiles: runs list exactly the non-empty tiles, ordered, with classify's class; full tiles
+      // are entirely visible, empty ones entirely hidden.
+      auto check_tiles = [&](const auto& policy) {
+        for (index_t qt = 0; qt < g.q_tiles(); ++qt) {
+          std::vector<trimix::TileClass> from_runs(std::size_t(g.kv_tiles()), trimix::TileClass::empty);
+          auto cursor = trimix::kv_runs(policy, g, qt);
+          trimix::KvRun run;
+          index_t last_end = -1;
+          while (cursor.next(run)) {
+            REQUIRE(run.begin >= last_end);
+            REQUIRE(run.begin < run.end);
+            last_end = run.end;
+            for (index_t u = run.begin; u < run.end; ++u) from_runs[std::size_t(u)] = run.cls;
+          }
+          for (index_t u = 0; u < g.kv_tiles(); ++u) {
+            const auto cls = trimix::classify(policy, g, qt, u);
+            REQUIRE(cls == from_runs[std::size_t(u)]);
+            index_t seen = 0, area = 0;
+            for (index_t p = g.first_position(qt); p <= g.last_position(qt); ++p)
+              for (index_t j = g.first_key(u); j <= g.last_key(u); ++j, ++area)
+                seen += trimix::visible(policy, p, j, c.seq_k);
+            if (cls == trimix::TileClass::empty) REQUIRE(seen == 0);
+            if (cls == trimix::TileClass::full) REQUIRE(seen == area);
+            if (seen > 0) REQUIRE(cls != trimix::TileClass::empty);
+          }
+        }
+      };
+      check_tiles(head);
+      check_tiles(head_causal);
+      check_tiles(trimix::bind_head(trimix::Causal{} & by_key, 0, h, 2));
+      check_tiles(trimix::bind_head(trimix::Triangle{8, 32, 16} | by_key, 0, h, 2));
+    }
+  }
+}
+
+namespace {
+
+/// Kernel (mask over the execution space's map) against the reference (the same mask over a host
+/// copy of the map), on poisoned outputs, every element.
+template <class T, class MakeMask>
+void check_block_sparse_attention(index_t batch, index_t q_heads, index_t kv_heads, index_t seq_q, index_t seq_k,
+                                  index_t dim, index_t map_heads, index_t bq, index_t bk, double density,
+                                  const MakeMask& make_mask, const AttentionOptions& options, std::mt19937_64& rng) {
+  const index_t qb = (seq_q + bq - 1) / bq, kb = (seq_k + bk - 1) / bk;
+  const TileMap tiles = random_tile_map(rng, batch, map_heads, qb, kb, density);
+  const auto map = exec_map(tiles, seq_q, seq_k, bq, bk);
+  const auto host_map = trimix::mirror<Kokkos::HostSpace>(map);
+  const auto qh = random_view<T>("q", rng, 1.0, batch, q_heads, seq_q, dim);
+  const auto kh = random_view<T>("k", rng, 1.0, batch, kv_heads, seq_k, dim);
+  const auto vh = random_view<T>("v", rng, 1.0, batch, kv_heads, seq_k, dim);
+  Kokkos::View<T****, Kokkos::LayoutRight, ExecSpace> o("o", batch, q_heads, seq_q, dim);
+  Kokkos::View<float***, Kokkos::LayoutRight, ExecSpace> lse("lse", batch, q_heads, seq_q);
+  poison(o);
+  poison(lse);
+  trimix::attention(ExecSpace{}, to_exec(qh), to_exec(kh), to_exec(vh), o, lse, make_mask(map), options);
+  Kokkos::fence();
+  Kokkos::View<double****, Kokkos::HostSpace> o_ref("o_ref", batch, q_heads, seq_q, dim);
+  Kokkos::View<double***, Kokkos::HostSpace> lse_ref("lse_ref", batch, q_heads, seq_q);
+  trimix::reference::attention(qh, kh, vh, o_ref, lse_ref, make_mask(host_map), options);
+  CAPTURE(trimix::mask_name(make_mask(map)), batch, q_heads, kv_heads, seq_q, seq_k, dim, map_heads, bq, bk,
+          trimix::element_traits<T>::name);
+  CHECK(all_close(o, o_ref, Tolerance<T>::atol, Tolerance<T>::rtol));
+  CHECK(all_close(lse, lse_ref, 1e-4, 1e-5));
+}
+
+}  // namespace
+
+TEST_CASE("attention with block-sparse masks matches the reference", "[block_sparse][attention][sanitize]") {
+  std::mt19937_64 rng(23);
+  const auto alone = [](const auto& map) { return map.policy(); };
+  const auto causal_and = [](const auto& map) { return trimix::Causal{} & map.policy(); };
+  const auto triangle_or = [](const auto& map) { return trimix::Triangle{4, 40, 24} | (trimix::Causal{} & map.policy()); };
+  const auto element_causal = [](const auto& map) { return map.policy(trimix::Causal{}); };
+  AttentionOptions split, no_split;
+  split.max_tiles_per_item = 2;  // forces split-KV and the combine pass
+  no_split.split_kv = trimix::SplitKv::never;
+  // Per query head (no GQA packing) and per kv-head (packed), B > 1, Sq < Sk, ragged lengths.
+  check_block_sparse_attention<float>(2, 8, 2, 300, 300, 64, 8, 64, 64, 0.4, causal_and, no_split, rng);
+  check_block_sparse_attention<float>(1, 8, 2, 300, 300, 64, 2, 64, 64, 0.4, causal_and, split, rng);
+  check_block_sparse_attention<float>(1, 4, 1, 130, 257, 128, 4, 64, 128, 0.5, alone, no_split, rng);
+  check_block_sparse_attention<float>(1, 4, 4, 200, 200, 64, 4, 32, 64, 0.5, element_causal, split, rng);
+  check_block_sparse_attention<float>(1, 4, 2, 256, 256, 64, 2, 64, 64, 0.3, triangle_or, no_split, rng);
+  check_block_sparse_attention<trimix::bf16>(1, 8, 2, 256, 256, 128, 8, 64, 64, 0.4, causal_and, AttentionOptions{}, rng);
+  check_block_sparse_attention<trimix::fp16>(1, 4, 4, 192, 192, 64, 4, 64, 64, 0.6, causal_and, split, rng);
+}
+
+TEST_CASE("block-sparse masks that do not fit throw before any work", "[block_sparse][errors]") {
+  using Catch::Matchers::ContainsSubstring;
+  std::mt19937_64 rng(3);
+  using V4 = Kokkos::View<float****, Kokkos::LayoutRight, ExecSpace>;
+  V4 q("q", 1, 4, 128, 64), k("k", 1, 2, 128, 64), v("v", 1, 2, 128, 64), o("o", 1, 4, 128, 64);
+  Kokkos::deep_copy(o, 7.0f);
+  const auto map_other_length = exec_map(random_tile_map(rng, 1, 4, 2, 1, 1.0), 100, 100, 64, 128);
+  CHECK_THROWS_WITH(trimix::attention(ExecSpace{}, q, k, v, o, map_other_length.policy()),
+                    ContainsSubstring("made for batch 1, seq_q 100, seq_k 100, used with batch 1, seq_q 128"));
+  const auto map_three_heads = exec_map(random_tile_map(rng, 1, 3, 2, 2, 1.0), 128, 128, 64, 64);
+  CHECK_THROWS_WITH(trimix::attention(ExecSpace{}, q, k, v, o, trimix::Causal{} & map_three_heads.policy()),
+                    ContainsSubstring("has 3 heads, which does not divide q_heads 4"));
+  const auto map_small_blocks = exec_map(random_tile_map(rng, 1, 4, 128, 16, 1.0), 128, 128, 1, 8);
+  CHECK_THROWS_WITH(trimix::attention(ExecSpace{}, q, k, v, o, map_small_blocks.policy()),
+                    ContainsSubstring("block_k 8 must be a multiple of the engine's kv-tile"));
+  const auto oh = to_host(o);
+  for (std::size_t i = 0; i < oh.span(); ++i) REQUIRE(oh.data()[i] == 7.0f);
+}
