@@ -11,7 +11,9 @@
 //
 // CSV columns (appended; header written when the file is new):
 //   device,commit,kokkos_backend,threads,dtype,mask,batch,q_heads,kv_heads,head_dim,seq,plan_ms,
-//   time_ms,visible_pairs,tflops_visible,speedup_vs_causal,time_vs_causal_ratio
+//   time_ms,visible_pairs,tflops_visible,speedup_vs_causal,time_vs_causal_ratio,estimate_ms
+// Dynamic masks (vslash, pooled90, pooled95): time_ms is estimation + plan + attention of one call
+// (the mask changes with the inputs), estimate_ms the estimator's part; visible_pairs their mean.
 // visible_pairs is per (batch, query head); tflops_visible counts 4 * head_dim FLOPs per visible
 // pair, batch and query head; speedup_vs_causal = causal time / time, time_vs_causal_ratio its
 // inverse.
@@ -58,6 +60,7 @@ struct Options {
   double budget_s = 10;  ///< per case: no further timed runs once this much time is spent
   std::string csv;
   std::string io_dir;  ///< inputs from q.bin/k.bin/v.bin, outputs to o_<mask>.bin (raw, [B,H,S,D])
+  bool structured = false;  ///< Q/K with sinks, verticals and a local band (fill_structured)
   std::uint64_t seed = 2025;
 };
 
@@ -67,6 +70,8 @@ void print_usage(const char* program) {
       "Times trimix::attention over sequence lengths, masks and element types.\n\n"
       "  --seq LIST       sequence lengths (queries = keys)       [2048,4096,8192,16384]\n"
       "  --masks LIST     causal,triangle,streaming,full            [causal,triangle,streaming]\n"
+      "                   dynamic (estimated per call, Causal & block-sparse): vslash (MInference\n"
+      "                   vertical-slash), pooled90 / pooled95 (pooled blocks, gamma 0.9 / 0.95)\n"
       "  --dtypes LIST    f32,bf16,f16                              [f32,bf16]\n"
       "  --threads N      threads Kokkos starts with (0: its default, e.g. OMP_NUM_THREADS) [0]\n"
       "  --batch B        [1]     --q-heads H   [32]    --kv-heads H  [8]    --head-dim D [128]\n"
@@ -77,6 +82,9 @@ void print_usage(const char* program) {
       "                   longer than S/2 (warm-up included) is timed alone     [10]\n"
       "  --csv PATH       append one row per case to PATH\n"
       "  --seed S         seed of the random inputs                 [2025]\n"
+      "  --inputs KIND    normal (unit normal Q/K/V) or structured (Q/K with sinks, vertical\n"
+      "                   keys and a local band, as long-context attention has; for the\n"
+      "                   dynamic masks)                                  [normal]\n"
       "  --io-dir DIR     read Q/K/V from DIR/{q,k,v}.bin instead of drawing them, write each\n"
       "                   mask's output to DIR/o_<mask>.bin (raw elements, [B, H, S, D] order;\n"
       "                   one dtype and one seq; bench/compare_gpu.py uses it)\n\n"
@@ -145,11 +153,18 @@ bool parse_options(int argc, char* argv[], Options& opt) {
     else if (arg == "--csv") opt.csv = value;
     else if (arg == "--seed") opt.seed = std::uint64_t(parse_int(arg, value, 0));
     else if (arg == "--io-dir") opt.io_dir = value;
+    else if (arg == "--inputs") {
+      if (value != "normal" && value != "structured")
+        throw std::invalid_argument("--inputs takes normal or structured, got " + value);
+      opt.structured = value == "structured";
+    }
     else throw std::invalid_argument("unknown option " + arg + " (see --help)");
   }
   for (const auto& m : opt.masks)
-    if (m != "causal" && m != "triangle" && m != "streaming" && m != "full")
-      throw std::invalid_argument("unknown mask '" + m + "' (causal, triangle, streaming, full)");
+    if (m != "causal" && m != "triangle" && m != "streaming" && m != "full" && m != "vslash" &&
+        m != "pooled90" && m != "pooled95")
+      throw std::invalid_argument("unknown mask '" + m +
+                                  "' (causal, triangle, streaming, full, vslash, pooled90, pooled95)");
   for (const auto& d : opt.dtypes)
     if (d != "f32" && d != "bf16" && d != "f16")
       throw std::invalid_argument("unknown dtype '" + d + "' (f32, bf16, f16)");
@@ -209,6 +224,64 @@ void fill_normal(const View& view, std::uint64_t seed) {
   Kokkos::deep_copy(view, host);
 }
 
+/// Q and K with the structure long-context attention shows, for the dynamic masks (on unit-normal
+/// inputs every block matters about equally and the estimators keep nearly all of them):
+/// - a local band and diagonals: the first half of head_dim holds rotary pairs,
+///   q_p = A (cos w_f p, sin w_f p), k_j = A (cos w_f j, sin w_f j), so q.k = A^2 sum_f cos(w_f (p - j))
+///   peaks at p = j (and where the frequencies realign);
+/// - sinks and vertical lines: keys 0..3 and 32 random keys per head carry a direction u that every
+///   query of the head shares (score about 8 after the 1/sqrt(D) scale);
+/// - noise in the remaining dims. V stays unit normal.
+template <class View>
+void fill_structured(const View& q, const View& k, std::uint64_t seed) {
+  using T = typename View::non_const_value_type;
+  auto qh = Kokkos::create_mirror_view(q);
+  auto kh = Kokkos::create_mirror_view(k);
+  const index_t batch = index_t(q.extent(0)), q_heads = index_t(q.extent(1)), kv_heads = index_t(k.extent(1));
+  const index_t seq_q = index_t(q.extent(2)), seq_k = index_t(k.extent(2)), dim = index_t(q.extent(3));
+  const index_t pairs = dim / 4, shared = std::min<index_t>(8, dim / 4);
+  const double rotary_amp = std::sqrt(1.0 * std::sqrt(double(dim)) / double(pairs) * 10.0);  // peak ~10
+  const double vertical_amp = std::sqrt(8.0 * std::sqrt(double(dim)));                        // score ~8
+  auto unit = [seed](std::uint64_t a, std::uint64_t b) { return unit_normal(seed ^ (a * 0x9E3779B97F4A7C15ull), b); };
+  auto direction = [&](index_t head, index_t t) {  // u of a kv-head group, |u| about 1
+    return unit(std::uint64_t(head) + 1, std::uint64_t(t)) / std::sqrt(double(shared));
+  };
+  Kokkos::parallel_for(
+      "attention_bench::fill_structured_q",
+      Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, batch * q_heads * seq_q), [&](index_t e) {
+        const index_t h = e / seq_q % q_heads, p = seq_k - seq_q + e % seq_q, g = h / (q_heads / kv_heads);
+        T* row = qh.data() + e * dim;
+        for (index_t f = 0; f < pairs; ++f) {
+          const double w = std::pow(10000.0, -double(f) / double(pairs));
+          row[2 * f] = trimix::element_traits<T>::from_double(rotary_amp * std::cos(w * double(p)));
+          row[2 * f + 1] = trimix::element_traits<T>::from_double(rotary_amp * std::sin(w * double(p)));
+        }
+        for (index_t t = 0; t < dim - 2 * pairs; ++t)
+          row[2 * pairs + t] = trimix::element_traits<T>::from_double(
+              t < shared ? vertical_amp * direction(g, t) : 0.3 * unit(2 * std::uint64_t(e) + 7, std::uint64_t(t)));
+      });
+  Kokkos::parallel_for(
+      "attention_bench::fill_structured_k",
+      Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, batch * kv_heads * seq_k), [&](index_t e) {
+        const index_t g = e / seq_k % kv_heads, j = e % seq_k;
+        // 32 vertical keys per head at pseudo-random positions, and the first 4 (sinks).
+        const std::uint64_t hash = (std::uint64_t(j) * 0x9E3779B97F4A7C15ull) ^ (std::uint64_t(g) * 0xBF58476D1CE4E5B9ull) ^ seed;
+        const bool vertical = j < 4 || (hash >> 40) % std::uint64_t(std::max<index_t>(1, seq_k / 32)) == 0;
+        T* row = kh.data() + e * dim;
+        for (index_t f = 0; f < pairs; ++f) {
+          const double w = std::pow(10000.0, -double(f) / double(pairs));
+          row[2 * f] = trimix::element_traits<T>::from_double(rotary_amp * std::cos(w * double(j)));
+          row[2 * f + 1] = trimix::element_traits<T>::from_double(rotary_amp * std::sin(w * double(j)));
+        }
+        for (index_t t = 0; t < dim - 2 * pairs; ++t)
+          row[2 * pairs + t] = trimix::element_traits<T>::from_double(
+              t < shared && vertical ? vertical_amp * direction(g, t) : 0.3 * unit(2 * std::uint64_t(e) + 8, std::uint64_t(t)));
+      });
+  Kokkos::fence();
+  Kokkos::deep_copy(q, qh);
+  Kokkos::deep_copy(k, kh);
+}
+
 /// Raw element files of --io-dir: exactly view.span() elements, [B, H, S, D] order (LayoutRight).
 template <class View>
 void read_raw(const View& view, const std::string& path) {
@@ -241,7 +314,9 @@ struct Result {
   std::string dtype, mask;
   index_t seq = 0;
   double plan_ms = 0, time_ms = 0;
-  index_t pairs = 0, visited_tiles = 0;
+  double estimate_ms = 0;  ///< dynamic masks: the estimator's share of time_ms
+  index_t pairs = 0;
+  double visited_area = 0;  ///< kv-tiles visited x rows per q-tile: plans with other q-tiles compare
   double tflops = 0;
   int runs = 0;
 };
@@ -258,7 +333,7 @@ Result time_case(const Options& opt, const Exec& exec, const View4& q, const Vie
   const auto plan = trimix::plan_attention(exec, q, k, v, o, mask);
   exec.fence();
   r.plan_ms = 1e3 * seconds_since(t0);
-  r.visited_tiles = plan.work.visited_tiles;
+  r.visited_area = double(plan.work.visited_tiles) * double(plan.work.geometry.q_tile);
   r.pairs = trimix::count_visible_pairs(mask, seq, seq);
 
   // Warm-up runs, then timed runs until --repeat or the budget. A run that alone takes more than
@@ -288,6 +363,78 @@ Result time_case(const Options& opt, const Exec& exec, const View4& q, const Vie
   return r;
 }
 
+/// Visible pairs of Causal & a block-sparse map, summed over batch and heads: per listed block,
+/// the keys of its block at or before each row's position. O(entries * block_q) on the host.
+template <class Map>
+double causal_block_sparse_pairs(const Map& map) {
+  const auto host = trimix::mirror<Kokkos::HostSpace>(map);
+  const auto entries = host.entries();
+  const auto counts = host.counts();
+  const index_t offset = map.seq_k() - map.seq_q();
+  double pairs = 0;
+  for (index_t b = 0; b < map.batch(); ++b)
+    for (index_t h = 0; h < map.heads(); ++h)
+      for (index_t qb = 0; qb < map.q_blocks(); ++qb)
+        for (index_t e = 0; e < counts(b, h, qb); ++e) {
+          const index_t k0 = index_t(entries(b, h, qb, e) >> 1) * map.block_k();
+          const index_t k1 = std::min(k0 + map.block_k(), map.seq_k()) - 1;
+          const index_t i1 = std::min((qb + 1) * map.block_q(), map.seq_q());
+          for (index_t i = qb * map.block_q(); i < i1; ++i) pairs += double(std::max<index_t>(0, std::min(offset + i, k1) - k0 + 1));
+        }
+  return pairs;
+}
+
+/// A dynamic layer per call: estimate the mask from q and k, plan, attend under Causal & mask.
+/// time_ms is all three (the mask changes with the inputs); estimate_ms and plan_ms its parts.
+template <class Exec, class View4, class Estimate>
+Result time_dynamic_case(const Options& opt, const Exec& exec, const View4& q, const View4& k, const View4& v,
+                         const View4& o, const std::string& dtype, const std::string& mask_label,
+                         const Estimate& estimate, index_t seq) {
+  Result r;
+  r.dtype = dtype;
+  r.mask = mask_label;
+  r.seq = seq;
+  std::vector<double> totals, estimates, plans;
+  double timed_s = 0, pairs = 0;
+  for (int i = 0; i < opt.warmup + opt.repeat; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    const auto map = estimate(exec, q, k);
+    exec.fence();
+    const double est = seconds_since(t0);
+    const auto mask = trimix::Causal{} & map.policy();
+    const auto plan = trimix::plan_attention(exec, q, k, v, o, mask);
+    exec.fence();
+    const double planned = seconds_since(t0);
+    trimix::attention(exec, plan, q, k, v, o);
+    exec.fence();
+    const double seconds = seconds_since(t0);
+    if (i == 0) {
+      pairs = causal_block_sparse_pairs(map);
+      r.visited_area = double(plan.work.visited_tiles) * double(plan.work.geometry.q_tile);
+    }
+    const bool long_run = seconds > opt.budget_s / 2;
+    if (i >= opt.warmup || long_run) {
+      totals.push_back(seconds);
+      estimates.push_back(est);
+      plans.push_back(planned - est);
+      timed_s += seconds;
+      ++r.runs;
+    }
+    if (long_run || timed_s > opt.budget_s) break;
+  }
+  auto pick = [](std::vector<double> x) {
+    std::sort(x.begin(), x.end());
+    return x.size() < 5 ? x.front() : x[x.size() / 2];
+  };
+  const double best = pick(totals);
+  r.time_ms = 1e3 * best;
+  r.estimate_ms = 1e3 * pick(estimates);
+  r.plan_ms = 1e3 * pick(plans);
+  r.pairs = index_t(pairs / double(opt.batch * opt.q_heads) + 0.5);  // mean per (batch, query head)
+  r.tflops = 4.0 * double(opt.head_dim) * pairs / best * 1e-12;
+  return r;
+}
+
 struct Context {
   std::string device, commit, backend;
   int threads = 0;
@@ -309,7 +456,7 @@ void write_csv_row(std::ofstream& csv, const Context& ctx, const Options& opt, c
   csv << csv_field(ctx.device) << ',' << csv_field(ctx.commit) << ',' << csv_field(ctx.backend) << ','
       << ctx.threads << ',' << r.dtype << ',' << r.mask << ',' << opt.batch << ',' << opt.q_heads << ','
       << opt.kv_heads << ',' << opt.head_dim << ',' << r.seq << ',' << numbers << ',' << speedup << ','
-      << ratio << '\n';
+      << ratio << ',' << r.estimate_ms << '\n';
   csv.flush();
 }
 
@@ -329,6 +476,7 @@ void run_dtype(const Options& opt, const Context& ctx, std::ofstream* csv, std::
       fill_normal(q, opt.seed * 3 + 0);
       fill_normal(k, opt.seed * 3 + 1);
       fill_normal(v, opt.seed * 3 + 2);
+      if (opt.structured) fill_structured(q, k, opt.seed);
     } else {
       read_raw(q, opt.io_dir + "/q.bin");
       read_raw(k, opt.io_dir + "/k.bin");
@@ -346,6 +494,16 @@ void run_dtype(const Options& opt, const Context& ctx, std::ofstream* csv, std::
         r = time_case(opt, exec, q, k, v, o, dtype, name, trimix::Triangle{opt.sink, opt.window, opt.last_rows}, seq);
       else if (name == "streaming")
         r = time_case(opt, exec, q, k, v, o, dtype, name, trimix::Streaming{opt.sink, opt.window}, seq);
+      else if (name == "vslash")
+        r = time_dynamic_case(opt, exec, q, k, v, o, dtype, name, [](const auto& ex, const auto& q_, const auto& k_) {
+          return trimix::estimate_vertical_slash(ex, q_, k_, trimix::VerticalSlashOptions{});
+        }, seq);
+      else if (name == "pooled90" || name == "pooled95")
+        r = time_dynamic_case(opt, exec, q, k, v, o, dtype, name, [&](const auto& ex, const auto& q_, const auto& k_) {
+          trimix::PooledBlockOptions pooled;
+          pooled.gamma = name == "pooled90" ? 0.9 : 0.95;
+          return trimix::estimate_pooled_blocks(ex, q_, k_, pooled);
+        }, seq);
       else r = time_case(opt, exec, q, k, v, o, dtype, name, trimix::Full{}, seq);
       results.push_back(r);
       if (!opt.io_dir.empty()) write_raw(o, opt.io_dir + "/o_" + name + ".bin");
@@ -358,8 +516,8 @@ void run_dtype(const Options& opt, const Context& ctx, std::ofstream* csv, std::
 }
 
 void print_table(const Options& opt, const std::vector<Result>& results) {
-  std::printf("\n%-5s %-10s %7s %9s %11s %9s %14s %9s %12s\n", "dtype", "mask", "seq", "plan ms", "time ms",
-              "TFLOP/s", "visible pairs", "speed-up", "tile bound");
+  std::printf("\n%-5s %-10s %7s %9s %9s %11s %9s %14s %9s %12s\n", "dtype", "mask", "seq", "plan ms", "est. ms",
+              "time ms", "TFLOP/s", "visible pairs", "speed-up", "tile bound");
   const Result* causal = nullptr;
   for (const Result& r : results) {
     if (r.mask == "causal") causal = &r;
@@ -367,14 +525,15 @@ void print_table(const Options& opt, const std::vector<Result>& results) {
     char speedup[32] = "-", bound[32] = "-";
     if (same) {
       std::snprintf(speedup, sizeof speedup, "%.2fx", causal->time_ms / r.time_ms);
-      std::snprintf(bound, sizeof bound, "%.2fx", double(causal->visited_tiles) / double(r.visited_tiles));
+      std::snprintf(bound, sizeof bound, "%.2fx", causal->visited_area / r.visited_area);
     }
-    std::printf("%-5s %-10s %7lld %9.2f %11.2f %9.3f %14lld %9s %12s\n", r.dtype.c_str(), r.mask.c_str(),
-                (long long)r.seq, r.plan_ms, r.time_ms, r.tflops, (long long)r.pairs, speedup, bound);
+    std::printf("%-5s %-10s %7lld %9.2f %9.2f %11.2f %9.3f %14lld %9s %12s\n", r.dtype.c_str(), r.mask.c_str(),
+                (long long)r.seq, r.plan_ms, r.estimate_ms, r.time_ms, r.tflops, (long long)r.pairs, speedup, bound);
   }
   (void)opt;
   std::printf("\nTFLOP/s on visible pairs (4 x head_dim FLOPs per pair and query head); tile bound = kv-tiles "
-              "causal visits / kv-tiles the mask visits, with the plan's tiles.\n");
+              "causal visits / kv-tiles the mask visits, with the plan's tiles. Dynamic masks: time = "
+              "estimation + plan + attention per call.\n");
 }
 
 /// argv for Kokkos::initialize: the program name, the --kokkos-* options, and the thread count as
@@ -438,7 +597,7 @@ int main(int argc, char* argv[]) {
     }
     if (fresh)
       csv << "device,commit,kokkos_backend,threads,dtype,mask,batch,q_heads,kv_heads,head_dim,seq,plan_ms,"
-             "time_ms,visible_pairs,tflops_visible,speedup_vs_causal,time_vs_causal_ratio"
+             "time_ms,visible_pairs,tflops_visible,speedup_vs_causal,time_vs_causal_ratio,estimate_ms"
           << std::endl;
   }
   std::vector<Result> results;

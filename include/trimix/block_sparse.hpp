@@ -39,21 +39,22 @@ constexpr int max_block_rows_per_q_tile = 8;
 /// Merges the sorted kv-block lists of the block rows a q-tile spans into runs of kernel kv-tiles:
 /// a block present in every list as Full is Full, present anywhere else Partial. Each block covers
 /// block_k / kv_tile kernel tiles (the plan checks that kv_tile divides block_k).
+/// Forced inline: an outlined cursor or lookup caps the CUDA engine's kernels at 128 registers
+/// (bench/NOTES.md, 524e585).
 class BlockRowRuns {
  public:
-  TRIMIX_FUNCTION BlockRowRuns() = default;
-  TRIMIX_FUNCTION void add_row(const std::int32_t* entries, std::int32_t count) {
+  TRIMIX_FORCEINLINE void add_row(const std::int32_t* entries, std::int32_t count) {
     m_row[m_rows] = entries;
     m_count[m_rows] = count;
     m_pos[m_rows] = 0;
     ++m_rows;
   }
-  TRIMIX_FUNCTION void set_tiles(index_t tiles_per_block, index_t kv_tiles, bool partial_is_full) {
+  TRIMIX_FORCEINLINE void set_tiles(index_t tiles_per_block, index_t kv_tiles, bool partial_is_full) {
     m_tiles_per_block = tiles_per_block;
     m_kv_tiles = kv_tiles;
     m_partial_is_full = partial_is_full;
   }
-  TRIMIX_FUNCTION bool next(KvRun& run) {
+  TRIMIX_FORCEINLINE bool next(KvRun& run) {
     if (!m_has_pending && !(m_has_pending = next_block(m_pending))) return false;
     run = m_pending;
     m_has_pending = false;
@@ -72,17 +73,20 @@ class BlockRowRuns {
 
  private:
   /// The kernel tiles of the next listed kv-block (smallest block index over the rows).
-  TRIMIX_FUNCTION bool next_block(KvRun& out) {
+  TRIMIX_FORCEINLINE bool next_block(KvRun& out) {
     for (;;) {
       std::int32_t block = -1;
-      for (int r = 0; r < m_rows; ++r)
-        if (m_pos[r] < m_count[r]) {
+      TRIMIX_DEVICE_UNROLL
+      for (int r = 0; r < max_block_rows_per_q_tile; ++r)
+        if (r < m_rows && m_pos[r] < m_count[r]) {
           const std::int32_t b = m_row[r][m_pos[r]] >> 1;
           if (block < 0 || b < block) block = b;
         }
       if (block < 0) return false;
       bool full = true;
-      for (int r = 0; r < m_rows; ++r) {
+      TRIMIX_DEVICE_UNROLL
+      for (int r = 0; r < max_block_rows_per_q_tile; ++r) {
+        if (r >= m_rows) break;
         if (m_pos[r] < m_count[r] && (m_row[r][m_pos[r]] >> 1) == block) {
           full = full && ((m_row[r][m_pos[r]] & 1) != 0 || m_partial_is_full);
           ++m_pos[r];
@@ -120,7 +124,7 @@ struct BlockSparseHead {
   Element element;
 
   /// Entries of kv-block `kb` in block row `qb` (binary search): block_empty/partial/full.
-  TRIMIX_FUNCTION BlockClass find(index_t qb, index_t kb) const {
+  TRIMIX_FORCEINLINE BlockClass find(index_t qb, index_t kb) const {
     const std::int32_t* row = entries + qb * capacity;
     index_t lo = 0, hi = counts[qb];
     while (lo < hi) {
@@ -131,7 +135,7 @@ struct BlockSparseHead {
     if (lo == counts[qb] || (row[lo] >> 1) != kb) return block_empty;
     return (row[lo] & 1) != 0 ? block_full : block_partial;
   }
-  TRIMIX_FUNCTION bool visible(index_t p, index_t j, index_t seq_k) const {
+  TRIMIX_FORCEINLINE bool visible(index_t p, index_t j, index_t seq_k) const {
     const index_t i = p - position_offset;
     if (i < 0 || j < 0 || i / block_q >= q_blocks) return false;
     const BlockClass c = find(i / block_q, j / block_k);

@@ -20,6 +20,14 @@
 /// Device-callable, forced inline (hot tile math).
 #define TRIMIX_FORCEINLINE KOKKOS_FORCEINLINE_FUNCTION
 
+/// Full unrolling of a small fixed-trip loop over a register array in device code (a rolled loop
+/// puts the array in local memory); host compilers decide themselves (GCC warns on the pragma).
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+#define TRIMIX_DEVICE_UNROLL _Pragma("unroll")
+#else
+#define TRIMIX_DEVICE_UNROLL
+#endif
+
 namespace trimix {
 
 /// Positions, key indices and tile indices. 64-bit: N x N products overflow 32 bits at 64K.

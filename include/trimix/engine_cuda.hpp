@@ -148,8 +148,6 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   const TileGeometry& g = p.geometry;
   const index_t q_rows = g.q_tile;
   const index_t first_q_head = item.kv_head * pr.group_size() + item.head_block * p.heads_per_item;
-  // The mask of this item's heads (they share it: the plan packs only heads with the same mask).
-  const auto item_mask = bind_head(p.mask, item.batch, first_q_head, pr.q_heads);
   const index_t first_row = index_t(item.q_tile) * q_rows;
   const index_t valid_rows = g.q_rows(item.q_tile);
   const index_t first_position = g.first_position(item.q_tile);
@@ -195,7 +193,8 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   // within the list's length (TileShape::max_tiles_per_item).
   __shared__ int tile_list[max_item_tiles + 1];
   if (tid == 0) {
-    auto walker = walk_tiles(item_mask, g, item);
+    // The mask of this item's heads (they share it: the plan packs only heads with the same mask).
+    auto walker = walk_tiles(bind_head(p.mask, item.batch, first_q_head, pr.q_heads), g, item);
     int n = 0;
     index_t t = 0;
     bool part = false;
@@ -241,6 +240,27 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
 
     const Elem* ks = sk + stage * kv_tile * Dim;
     const Elem* vs = sv + stage * kv_tile * Dim;
+    // Head-dependent (runtime) masks: which of this thread's 32 scores the mask shows is decided
+    // before the scores exist, so the element test (a bound block-sparse mask is a dozen
+    // registers, its lookups more) never competes with the score registers; inline it spilled
+    // (bench/NOTES.md). Position-only masks test in place below (measured faster for them).
+    constexpr bool runtime_mask = is_head_dependent<Mask>::value;
+    const index_t j0 = g.first_key(tile), keys = g.kv_keys(tile);
+    const bool check = partial || keys < kv_tile;
+    unsigned shown = ~0u;
+    if (runtime_mask && check) {
+      const auto tile_mask = bind_head(p.mask, item.batch, first_q_head, pr.q_heads);
+      shown = 0u;
+#pragma unroll
+      for (int nt = 0; nt < n_tiles; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
+          const bool seen =
+              col < keys && (!partial || trimix::visible(tile_mask, row_position[e / 2], j0 + col, g.seq_k));
+          shown |= unsigned(seen) << (nt * 4 + e);
+        }
+    }
     // S = Q K^T (16 x 64 per warp).
     float s[n_tiles][4];
 #pragma unroll
@@ -259,17 +279,17 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
       }
     }
     // Base-2 scores; the mask only where the policy said partial (or past seq_k).
-    const index_t j0 = g.first_key(tile), keys = g.kv_keys(tile);
-    const bool check = partial || keys < kv_tile;
 #pragma unroll
     for (int nt = 0; nt < n_tiles; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         float x = s[nt][e] * p.scale_log2;
-        if (check) {
+        if constexpr (runtime_mask) {
+          if (!((shown >> (nt * 4 + e)) & 1u)) x = minus_inf;
+        } else if (check) {
           const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
           const bool seen =
-              col < keys && (!partial || trimix::visible(item_mask, row_position[e / 2], j0 + col, g.seq_k));
+              col < keys && (!partial || trimix::visible(p.mask, row_position[e / 2], j0 + col, g.seq_k));
           if (!seen) x = minus_inf;
         }
         s[nt][e] = x;

@@ -1,6 +1,7 @@
 #pragma once
 /// \file trimix.hpp
-/// Everything trimix offers: mask policies, the reference, plans and the attention kernels.
+/// Everything trimix offers: mask policies (static and block-sparse), the reference, plans, the
+/// attention kernels, the dynamic-sparsity estimators and the layer schedule.
 
 #include <trimix/config.hpp>
 #include <trimix/element.hpp>
@@ -15,3 +16,5 @@
 #include <trimix/combine.hpp>
 #include <trimix/attention.hpp>
 #include <trimix/reference.hpp>
+#include <trimix/estimate.hpp>
+#include <trimix/schedule.hpp>
