@@ -50,6 +50,9 @@
 namespace {
 
 using trimix::index_t;
+using trimix_bench::parse_int;
+using trimix_bench::split_list;
+using trimix_bench::parse_double;
 
 // ---- command line -------------------------------------------------------------------------------
 
@@ -89,58 +92,12 @@ void print_usage(const char* program) {
       program);
 }
 
-std::vector<std::string> split_list(const std::string& text, char separator = ',') {
-  std::vector<std::string> items;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, separator))
-    if (!item.empty()) items.push_back(item);
-  if (items.empty()) throw std::invalid_argument("empty list '" + text + "'");
-  return items;
-}
-
-index_t parse_int(const std::string& name, const std::string& text, index_t min_value) {
-  std::size_t used = 0;
-  long long value = 0;
-  try {
-    value = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty())
-    throw std::invalid_argument(name + " expects an integer, got '" + text + "'");
-  if (value < min_value)
-    throw std::invalid_argument(name + " must be at least " + std::to_string(min_value) + ", got " + text);
-  return index_t(value);
-}
-
-double parse_double(const std::string& name, const std::string& text) {
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty()) throw std::invalid_argument(name + " expects a number, got '" + text + "'");
-  return value;
-}
-
 bool parse_options(int argc, char* argv[], Options& opt) {
   for (int a = 1; a < argc; ++a) {
-    std::string arg = argv[a];
+    std::string arg = argv[a], value;
     if (arg.rfind("--kokkos", 0) == 0) continue;
     if (arg == "--help" || arg == "-h") return false;
-    std::string value;
-    const std::size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    } else if (a + 1 < argc) {
-      value = argv[++a];
-    } else {
-      throw std::invalid_argument(arg + " expects a value (see --help)");
-    }
+    trimix_bench::take_value(argc, argv, a, arg, value);
     if (arg == "--seq") {
       opt.seqs.clear();
       for (const auto& s : split_list(value)) opt.seqs.push_back(parse_int(arg, s, 1));

@@ -6,7 +6,8 @@
 #   2. hipcc, libamdhip64-dev and rocm-device-libs from bookworm, as root, when missing,
 #   3. Kokkos 3.4.01 (HIP + Serial) from that source package into
 #      $TRIMIX_CACHE/kokkos-3.4.01-hip-<arch>, reused when present,
-#   4. trimix with the `hip-gfx908` CMake preset into build/hip-<arch>, built with every target.
+#   4. trimix with the `hip-gfx908` CMake preset into build/hip-<arch>: the tests and examples
+#      (benchmarks off), compiled and linked.
 # Environment:
 #   TRIMIX_CACHE            cache folder (default: ~/.cache/trimix)
 #   TRIMIX_HIP_ARCH         gfx908 (default, MI100), gfx906 or gfx900: the AMD targets of Kokkos 3.4.01

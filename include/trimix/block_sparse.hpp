@@ -86,11 +86,10 @@ class BlockRowRuns {
       bool full = true;
       TRIMIX_DEVICE_UNROLL
       for (int r = 0; r < max_block_rows_per_q_tile; ++r) {
-        if (r >= m_rows) break;
-        if (m_pos[r] < m_count[r] && (m_row[r][m_pos[r]] >> 1) == block) {
+        if (r < m_rows && m_pos[r] < m_count[r] && (m_row[r][m_pos[r]] >> 1) == block) {
           full = full && ((m_row[r][m_pos[r]] & 1) != 0 || m_partial_is_full);
           ++m_pos[r];
-        } else {
+        } else if (r < m_rows) {
           full = false;
         }
       }
