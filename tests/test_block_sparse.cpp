@@ -93,6 +93,15 @@ TEST_CASE("block-sparse builders: tile map and index lists give the same sorted 
                     ContainsSubstring("outside [0, kv_blocks = 1)"));
   CHECK_THROWS_WITH(trimix::block_sparse_from_tile_map(ExecSpace{}, to_exec(tiles), seq_q, seq_k, bq, 32),
                     ContainsSubstring("expected q_blocks 5 x kv_blocks 13"));
+  TileMap bad_value = random_tile_map(rng, 1, 1, 2, 2, 0.5);
+  bad_value(0, 0, 1, 1) = 3;
+  CHECK_THROWS_WITH(trimix::block_sparse_from_tile_map(ExecSpace{}, to_exec(bad_value), 128, 128, 64, 64),
+                    ContainsSubstring("values other than 0 (empty), 1 (partial) and 2 (full)"));
+  CHECK_THROWS_WITH(trimix::block_sparse_from_indices(ExecSpace{}, view_of({0, 2, 1}), view_of({0, 1}), 1, 1, 128, 64, 64, 64),
+                    ContainsSubstring("offsets must be non-decreasing within [0, 2]"));
+  // No rows at all: an empty map, not an error.
+  const auto empty = trimix::block_sparse_from_tile_map(ExecSpace{}, to_exec(TileMap("none", 0, 2, 1, 1)), 64, 64, 64, 64);
+  CHECK(empty.capacity() == 0);
 }
 
 TEST_CASE("bound block-sparse policy: runs and classify agree with visible", "[block_sparse][mask]") {
@@ -100,8 +109,10 @@ TEST_CASE("bound block-sparse policy: runs and classify agree with visible", "[b
   struct Case {
     index_t seq_q, seq_k, bq, bk, q_tile, kv_tile;
   };
+  // The last case spans 12 block rows per q-tile, more than the run cursor holds: its runs fall
+  // back to every tile Partial (conservative; attention rejects such maps, see below).
   const Case cases[] = {{256, 256, 64, 64, 48, 64}, {200, 333, 64, 128, 16, 64}, {130, 130, 32, 64, 64, 32},
-                        {1, 97, 16, 64, 48, 64},    {96, 96, 64, 64, 64, 64}};
+                        {1, 97, 16, 64, 48, 64},    {96, 96, 64, 64, 64, 64},   {100, 130, 4, 64, 48, 64}};
   for (const Case& c : cases) {
     const index_t qb = (c.seq_q + c.bq - 1) / c.bq, kb = (c.seq_k + c.bk - 1) / c.bk;
     const TileMap tiles = random_tile_map(rng, 1, 2, qb, kb, 0.45);

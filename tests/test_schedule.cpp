@@ -73,3 +73,45 @@ TEST_CASE("layer_attention runs each layer's kind", "[schedule][attention]") {
     CHECK(all_close(o, expected, 0.0, 0.0));  // the same computation: bit for bit
   }
 }
+
+TEST_CASE("layer_attention passes the layout and scale to the estimators; short prompts work",
+          "[schedule][attention]") {
+  std::mt19937_64 rng(43);
+  using V4 = Kokkos::View<float****, Kokkos::LayoutRight, ExecSpace>;
+  const trimix::index_t n = 40, d = 64;  // shorter than the vertical-slash estimator's last_q (64)
+  // (batch, seq, heads, dim) tensors.
+  const auto q = to_exec(random_view<float>("q", rng, 1.0, 1, n, 4, d));
+  const auto k = to_exec(random_view<float>("k", rng, 1.0, 1, n, 2, d));
+  const auto v = to_exec(random_view<float>("v", rng, 1.0, 1, n, 2, d));
+  trimix::AttentionOptions options;
+  options.layout = trimix::Layout::bshd;
+  options.scale = 0.05;
+  Schedule schedule({LayerKind::vertical_slash, LayerKind::pooled_blocks});
+  schedule.vertical_slash.vertical_size = 8;
+  schedule.vertical_slash.slash_size = 8;
+  schedule.vertical_slash.block_q = schedule.vertical_slash.block_k = 64;
+  const ExecSpace exec{};
+  for (trimix::index_t layer = 0; layer < 2; ++layer) {
+    V4 o("o", 1, n, 4, d), expected("expected", 1, n, 4, d);
+    poison(o);
+    poison(expected);
+    trimix::layer_attention(exec, schedule, layer, q, k, v, o, options);
+    if (layer == 0) {
+      trimix::VerticalSlashOptions vs = schedule.vertical_slash;
+      vs.layout = options.layout;
+      vs.scale = options.scale;
+      vs.last_q = n;
+      const auto map = trimix::estimate_vertical_slash(exec, q, k, vs);
+      trimix::attention(exec, q, k, v, expected, trimix::Causal{} & map.policy(), options);
+    } else {
+      trimix::PooledBlockOptions pooled = schedule.pooled_blocks;
+      pooled.layout = options.layout;
+      pooled.scale = options.scale;
+      const auto map = trimix::estimate_pooled_blocks(exec, q, k, pooled);
+      trimix::attention(exec, q, k, v, expected, trimix::Causal{} & map.policy(), options);
+    }
+    Kokkos::fence();
+    CAPTURE(layer);
+    CHECK(all_close(o, expected, 0.0, 0.0));
+  }
+}

@@ -14,6 +14,9 @@
 /// - Block rows are query indices i (row i of seq_q), i.e. position p = seq_k - seq_q + i, in
 ///   blocks of `block_q`; key blocks are keys j in blocks of `block_k`. A Partial entry shows the
 ///   keys of its block that `Element` shows (Full: all of them); a Full entry shows all.
+/// - A plan made for a block-sparse mask holds tile ranges counted from the map's contents: after
+///   changing the entries, make a new plan (the one-shot trimix::attention always does).
+/// - The policy holds raw pointers: a map in device memory for device execution spaces.
 /// - The map's heads are the query heads or the kv-heads (then every query head of a GQA group
 ///   shares its kv-head's blocks and the plan can pack the group into one work item).
 ///
@@ -31,6 +34,9 @@ namespace trimix {
 /// Entry classes in tile maps and index lists.
 enum BlockClass : std::int32_t { block_empty = 0, block_partial = 1, block_full = 2 };
 
+/// Entries are 32-bit (kv_block << 1) | full: at most 2^30 kv-blocks.
+constexpr index_t max_kv_blocks = index_t(1) << 30;
+
 namespace impl {
 
 /// Most block rows one q-tile may span (a run cursor keeps one list position per block row).
@@ -44,6 +50,10 @@ constexpr int max_block_rows_per_q_tile = 8;
 class BlockRowRuns {
  public:
   TRIMIX_FORCEINLINE void add_row(const std::int32_t* entries, std::int32_t count) {
+    if (m_rows == max_block_rows_per_q_tile) {  // more rows than the cursor holds: every tile Partial
+      m_everything = true;
+      return;
+    }
     m_row[m_rows] = entries;
     m_count[m_rows] = count;
     m_pos[m_rows] = 0;
@@ -55,6 +65,12 @@ class BlockRowRuns {
     m_partial_is_full = partial_is_full;
   }
   TRIMIX_FORCEINLINE bool next(KvRun& run) {
+    if (m_everything) {  // conservative: the element test decides inside every tile
+      if (m_everything_done || m_kv_tiles == 0) return false;
+      m_everything_done = true;
+      run = KvRun{0, m_kv_tiles, TileClass::partial};
+      return true;
+    }
     if (!m_has_pending && !(m_has_pending = next_block(m_pending))) return false;
     run = m_pending;
     m_has_pending = false;
@@ -107,6 +123,7 @@ class BlockRowRuns {
   int m_rows = 0;
   index_t m_tiles_per_block = 1, m_kv_tiles = 0;
   bool m_partial_is_full = false;
+  bool m_everything = false, m_everything_done = false;
   KvRun m_pending;
   bool m_has_pending = false;
 };
@@ -153,6 +170,8 @@ struct BlockSparseHead {
     const index_t first = (g.first_position(qt) - position_offset) / block_q;
     const index_t last = (g.last_position(qt) - position_offset) / block_q;
     const index_t kb = g.first_key(u) / block_k;  // kv_tile divides block_k: one block per tile
+    if ((last < q_blocks ? last : q_blocks - 1) - first + 1 > impl::max_block_rows_per_q_tile)
+      return TileClass::partial;  // as runs() does: more block rows than its cursor holds
     bool any = false, all = true;
     for (index_t qb = first; qb <= last && qb < q_blocks; ++qb) {
       const BlockClass c = find(qb, kb);
@@ -196,7 +215,9 @@ struct BlockSparse {
     TRIMIX_REQUIRE(api, block_k % g.kv_tile == 0,
                    "mask: block-sparse block_k ", block_k, " must be a multiple of the engine's kv-tile ",
                    g.kv_tile);
-    TRIMIX_REQUIRE(api, (g.q_tile + block_q - 2) / block_q + 1 <= impl::max_block_rows_per_q_tile,
+    // Block rows one q-tile spans (q-tiles start at multiples of q_tile in query-index space).
+    const index_t spanned = g.q_tile % block_q == 0 ? g.q_tile / block_q : (g.q_tile - 1) / block_q + 2;
+    TRIMIX_REQUIRE(api, spanned <= impl::max_block_rows_per_q_tile,
                    "mask: block-sparse block_q ", block_q, " is too small for the engine's q-tile of ",
                    g.q_tile, " rows (at most ", impl::max_block_rows_per_q_tile, " block rows per q-tile)");
     TRIMIX_REQUIRE(api, entries != nullptr || batch * heads * q_blocks() * capacity == 0,
@@ -224,6 +245,8 @@ class BlockSparseMap {
                    seq_q, ", ", seq_k);
     TRIMIX_REQUIRE("BlockSparseMap", block_q > 0 && block_k > 0, "block_q and block_k must be positive, got ",
                    block_q, ", ", block_k);
+    TRIMIX_REQUIRE("BlockSparseMap", kv_blocks() < max_kv_blocks, "seq_k / block_k must stay below 2^30 kv-blocks, got ",
+                   kv_blocks());
     TRIMIX_REQUIRE("BlockSparseMap", capacity >= 0 && capacity <= kv_blocks(),
                    "capacity must be in [0, kv_blocks = ", kv_blocks(), "], got ", capacity);
     m_entries = Entries("trimix::block_sparse::entries", std::size_t(batch), std::size_t(heads),
@@ -271,7 +294,7 @@ index_t max_row_count(const ExecSpace& exec, index_t rows, const Count& count_of
         if (c > m) m = c;
       },
       Kokkos::Max<index_t>(most));
-  return most;
+  return most > 0 ? most : 0;  // no rows: Max leaves its identity
 }
 
 }  // namespace impl
@@ -292,7 +315,20 @@ BlockSparseMap<typename ExecSpace::memory_space> block_sparse_from_tile_map(
   TRIMIX_REQUIRE("block_sparse_from_tile_map", index_t(tiles.extent(2)) == qb && index_t(tiles.extent(3)) == kb,
                  "tiles is (", tiles.extent(0), ", ", tiles.extent(1), ", ", tiles.extent(2), ", ",
                  tiles.extent(3), "), expected q_blocks ", qb, " x kv_blocks ", kb);
+  TRIMIX_REQUIRE("block_sparse_from_tile_map", kb < max_kv_blocks, "seq_k / block_k must stay below 2^30 kv-blocks");
   const index_t rows = batch * heads * qb;
+  index_t bad = 0;
+  Kokkos::parallel_reduce(
+      "trimix::block_sparse::check_tile_map", Kokkos::RangePolicy<ExecSpace>(exec, 0, rows),
+      KOKKOS_LAMBDA(index_t r, index_t & n) {
+        for (index_t u = 0; u < kb; ++u) {
+          const index_t c = index_t(tiles(r / (heads * qb), r / qb % heads, r % qb, u));
+          n += (c < 0 || c > 2) ? 1 : 0;
+        }
+      },
+      bad);
+  TRIMIX_REQUIRE("block_sparse_from_tile_map", bad == 0, "tiles holds ", bad,
+                 " values other than 0 (empty), 1 (partial) and 2 (full)");
   const index_t capacity = impl::max_row_count(exec, rows, KOKKOS_LAMBDA(index_t r) {
     index_t c = 0;
     for (index_t u = 0; u < kb; ++u) c += tiles(r / (heads * qb), r / qb % heads, r % qb, u) != 0 ? 1 : 0;
@@ -338,6 +374,18 @@ BlockSparseMap<typename ExecSpace::memory_space> block_sparse_from_indices(
                  classes.extent(0) == 0 || classes.extent(0) == indices.extent(0),
                  "classes has ", classes.extent(0), " entries, expected 0 or ", indices.extent(0));
   const bool with_classes = classes.extent(0) != 0;
+  TRIMIX_REQUIRE("block_sparse_from_indices", kb < max_kv_blocks, "seq_k / block_k must stay below 2^30 kv-blocks");
+  const index_t n_indices = index_t(indices.extent(0));
+  index_t bad_offsets = 0;
+  Kokkos::parallel_reduce(
+      "trimix::block_sparse::check_offsets", Kokkos::RangePolicy<ExecSpace>(exec, 0, rows + 1),
+      KOKKOS_LAMBDA(index_t r, index_t & n) {
+        const index_t o = index_t(offsets(r));
+        n += (o < 0 || o > n_indices || (r > 0 && index_t(offsets(r - 1)) > o)) ? 1 : 0;
+      },
+      bad_offsets);
+  TRIMIX_REQUIRE("block_sparse_from_indices", bad_offsets == 0, "offsets must be non-decreasing within [0, ",
+                 n_indices, "] (", bad_offsets, " are not)");
   // Distinct in-range blocks per row, found by counting over the row's own entries: O(len^2) per
   // row, fine for the short lists estimators produce, and no scratch.
   index_t bad = 0;

@@ -636,6 +636,8 @@ BlockSparseMap<typename ExecSpace::memory_space> estimate_vertical_slash(const E
   TRIMIX_REQUIRE(api, options.block_q > 0 && options.block_k > 0, "options.block_q and options.block_k must be positive, got ",
                  options.block_q, " and ", options.block_k);
   TRIMIX_REQUIRE(api, shape.seq_k < (index_t(1) << 31), "seq_k ", shape.seq_k, " must be below 2^31");
+  TRIMIX_REQUIRE(api, (shape.seq_k + options.block_k - 1) / options.block_k < max_kv_blocks,
+                 "seq_k / options.block_k must stay below 2^30 kv-blocks (entries are 32-bit)");
   impl::EstimateRegion region("trimix::estimate[vertical_slash]");
 
   const index_t last_q = options.last_q, seq_k = shape.seq_k, heads = shape.batch * shape.q_heads;
@@ -746,7 +748,7 @@ BlockSparseMap<typename ExecSpace::memory_space> estimate_vertical_slash(const E
       KOKKOS_LAMBDA(index_t r, std::int32_t & most) { most = row_count(r) > most ? row_count(r) : most; },
       Kokkos::Max<std::int32_t>(capacity));
   BlockSparseMap<memory_space> map(shape.batch, shape.q_heads, shape.seq_q, seq_k, options.block_q, options.block_k,
-                                   capacity);
+                                   capacity > 0 ? capacity : 0);  // no rows: Max leaves its identity
   auto entries = map.entries();
   auto counts = map.counts();
   const index_t q_heads = shape.q_heads;
@@ -784,6 +786,8 @@ BlockSparseMap<typename ExecSpace::memory_space> estimate_pooled_blocks(const Ex
                  options.gamma);
   TRIMIX_REQUIRE(api, options.block_q > 0 && options.block_k > 0, "options.block_q and options.block_k must be positive, got ",
                  options.block_q, " and ", options.block_k);
+  TRIMIX_REQUIRE(api, (shape.seq_k + options.block_k - 1) / options.block_k < max_kv_blocks,
+                 "seq_k / options.block_k must stay below 2^30 kv-blocks (entries are 32-bit)");
   impl::EstimateRegion region("trimix::estimate[pooled_blocks]");
 
   const index_t batch = shape.batch, q_heads = shape.q_heads, kv_heads = shape.kv_heads, dim = shape.head_dim;

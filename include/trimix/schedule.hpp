@@ -105,8 +105,9 @@ class Schedule {
 };
 
 /// Attention of layer `layer` under `schedule`, arguments as trimix::attention. Dynamic layers
-/// estimate their mask from these q and k first (its memory lives until the call returns; the
-/// call fences `exec` before releasing it). Returns the layer's kind.
+/// estimate their mask from these q and k first, with the call's layout and scale (its memory
+/// lives until the call returns; the call fences `exec` before releasing it); a prompt shorter
+/// than the vertical-slash estimator's `last_q` uses all its queries. Returns the layer's kind.
 template <class ExecSpace, class Q, class K, class V, class O>
 LayerKind layer_attention(const ExecSpace& exec, const Schedule& schedule, index_t layer, const Q& q, const K& k,
                           const V& v, const O& o, const AttentionOptions& options = {}) {
@@ -115,13 +116,21 @@ LayerKind layer_attention(const ExecSpace& exec, const Schedule& schedule, index
     case LayerKind::dense: attention(exec, q, k, v, o, Causal{}, options); break;
     case LayerKind::triangle: attention(exec, q, k, v, o, schedule.triangle, options); break;
     case LayerKind::vertical_slash: {
-      const auto map = estimate_vertical_slash(exec, q, k, schedule.vertical_slash);
+      VerticalSlashOptions estimate = schedule.vertical_slash;
+      estimate.layout = options.layout;
+      estimate.scale = options.scale;
+      const index_t seq_q = index_t(q.extent(options.layout == Layout::bhsd ? 2 : 1));
+      if (seq_q > 0 && estimate.last_q > seq_q) estimate.last_q = seq_q;
+      const auto map = estimate_vertical_slash(exec, q, k, estimate);
       attention(exec, q, k, v, o, Causal{} & map.policy(), options);
       exec.fence();  // the map dies with this scope
       break;
     }
     case LayerKind::pooled_blocks: {
-      const auto map = estimate_pooled_blocks(exec, q, k, schedule.pooled_blocks);
+      PooledBlockOptions estimate = schedule.pooled_blocks;
+      estimate.layout = options.layout;
+      estimate.scale = options.scale;
+      const auto map = estimate_pooled_blocks(exec, q, k, estimate);
       attention(exec, q, k, v, o, Causal{} & map.policy(), options);
       exec.fence();
       break;
