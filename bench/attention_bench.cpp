@@ -545,6 +545,11 @@ int main(int argc, char* argv[]) {
   ctx.device = device_name();
   ctx.commit = TRIMIX_GIT_COMMIT;
   ctx.backend = Kokkos::DefaultExecutionSpace::name();
+#if defined(KOKKOS_ENABLE_CUDA) && defined(__CUDACC__)
+  // Which tile math the CUDA engine runs: the wgmma path needs sm_90a code in the binary.
+  if constexpr (std::is_same_v<Kokkos::DefaultExecutionSpace, Kokkos::Cuda>)
+    ctx.backend += trimix::impl::cuda_engine::uses_wgmma() ? " (wgmma)" : " (mma.sync)";
+#endif
   ctx.threads = int(Kokkos::DefaultExecutionSpace().concurrency());
   std::printf("attention_bench: %s, commit %s, Kokkos %s with %d threads\n", ctx.device.c_str(),
               ctx.commit.c_str(), ctx.backend.c_str(), ctx.threads);

@@ -1,15 +1,20 @@
 #pragma once
 /// \file engine_cuda.hpp
 /// NVIDIA tensor-core tile engine: bf16 / fp16 inputs, fp32 accumulation, head dims 64 and 128,
-/// sm_80 and newer (mma.sync m16n8k16, ldmatrix, cp.async).
+/// sm_80 and newer.
 ///
-/// One CTA of 4 warps per work item of the shared plan; the item's 64 rows (packed GQA heads x
-/// query positions) are split 16 per warp. Q stays in registers as mma A fragments; K and V tiles
-/// of 64 keys stream through two shared-memory stages (cp.async, the next tile loads while the
-/// current one is computed), stored with an XOR swizzle of 16-byte chunks so that ldmatrix reads
-/// are free of bank conflicts. Scores, the online softmax and the output accumulators stay in
-/// registers. The policy's runs, the tile walk, the plan and the split-KV combine are the shared
-/// ones; only the tile math lives here.
+/// One CTA of 4 warps (one warpgroup) per work item of the shared plan; the item's 64 rows (packed
+/// GQA heads x query positions) are split 16 per warp. K and V tiles of 64 keys stream through two
+/// shared-memory stages (cp.async, the next tile loads while the current one is computed). Every
+/// tile is stored in the 128-byte-swizzle layout (tile_offset), which both tile-math paths read:
+///  - sm_90a code (wgmma): S = Q K^T with Q and K read by the tensor cores through shared-memory
+///    descriptors, O += P V with P from registers; each K/V byte is read once per 64 rows.
+///  - other targets (mma.sync m16n8k16 + ldmatrix): Q in registers, each warp reads K/V itself.
+/// Which one runs is decided by the compilation pass the driver loads (a build for Hopper needs
+/// `-gencode=arch=compute_90a,code=sm_90a` next to Kokkos' sm_90 for the wgmma path; uses_wgmma()
+/// reports it). Scores, the online softmax and the output accumulators stay in registers. The
+/// policy's runs, the tile walk, the plan and the split-KV combine are the shared ones; only the
+/// tile math lives here.
 ///
 /// The engine owns its launch on the execution space instance's stream (it needs more than the
 /// 48 KB of shared memory a Kokkos team gets: 80 KB at head dim 128).
@@ -22,8 +27,16 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+
+// The wgmma path exists only in device code compiled for sm_90a (arch-specific features).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define TRIMIX_CUDA_WGMMA 1
+#else
+#define TRIMIX_CUDA_WGMMA 0
+#endif
 
 namespace trimix::impl::cuda_engine {
 
@@ -122,23 +135,209 @@ __device__ __forceinline__ float fast_exp2(float x) {  // ex2(-inf) = +0
   return y;
 }
 
-/// Element offset of (row, 16-byte chunk) in a [rows][Dim] tile whose chunks are XOR-swizzled by
-/// row: the 8 rows an ldmatrix reads land in 8 different 16-byte bank groups.
-template <int Dim>
-__device__ __forceinline__ int swizzle(int row, int chunk) {
-  return row * Dim + ((chunk ^ (row & 7)) << 3);
+/// Element offset of (row, 16-byte chunk) in a shared-memory tile of 64 rows of 16-bit elements:
+/// each 64-column half of the tile is its own [64][64] block of 128-byte rows, and the 8 chunks of
+/// row r sit XOR-swizzled by r % 8. This is the canonical 128-byte-swizzle layout that wgmma reads
+/// through a descriptor (blocks 1024-byte aligned), and the 8 rows an ldmatrix reads land in 8
+/// different bank groups.
+constexpr int tile_rows = 64;
+__device__ __forceinline__ int tile_offset(int row, int chunk) {
+  return (chunk >> 3) * (tile_rows * 64) + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
 }
+constexpr unsigned half_tile_bytes = tile_rows * 128;  ///< one [64][64] block of a tile
+
+/// Makes shared memory written by ordinary or cp.async stores visible to the tensor cores' reads.
+__device__ __forceinline__ void fence_async_proxy() {
+#if TRIMIX_CUDA_WGMMA
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+/// Warpgroup MMA (sm_90a). Every function is issued by all 128 threads of the warpgroup.
+namespace wgmma {
+
+/// Descriptor of a 128-byte-swizzled operand in shared memory. `leading` and `stride` are the
+/// byte distances between the core-matrix groups: for K-major operands stride is the next 8 rows
+/// (leading unused); for MN-major ones leading is the next 64 columns and stride the next 8 rows.
+__device__ __forceinline__ std::uint64_t descriptor(unsigned address, unsigned leading, unsigned stride) {
+  return std::uint64_t((address & 0x3FFFFu) >> 4) | std::uint64_t(leading >> 4) << 16 |
+         std::uint64_t(stride >> 4) << 32 | std::uint64_t(1) << 62;
+}
+
+#if TRIMIX_CUDA_WGMMA
+__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+
+/// Keeps the compiler from moving reads or writes of accumulators across the asynchronous MMA.
+template <int M>
+__device__ __forceinline__ void fence_operands(float (&x)[M][4]) {
+#pragma unroll
+  for (int i = 0; i < M; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(x[i][e])::"memory");
+}
+
+/// D(64 x 64) += A(64 x 16, shared, K-major) * B(64 x 16, shared, K-major)^T.
+template <int Kind>
+__device__ __forceinline__ void mma_ss_n64(float (&d)[8][4], std::uint64_t a, std::uint64_t b, int accumulate) {
+  if constexpr (Kind == 1) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "%32, %33, p, 1, 1, 0, 0;\n"
+        "}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "l"(a), "l"(b), "r"(accumulate));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "%32, %33, p, 1, 1, 0, 0;\n"
+        "}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "l"(a), "l"(b), "r"(accumulate));
+  }
+}
+
+/// D(64 x 64) += A(64 x 16, registers) * B(16 x 64, shared, N-major).
+template <int Kind>
+__device__ __forceinline__ void mma_rs_n64(float (&d)[8][4], const unsigned (&a)[4], std::uint64_t b, int accumulate) {
+  if constexpr (Kind == 1) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n"
+        "}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n"
+        "}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+  }
+}
+
+/// D(64 x 128) += A(64 x 16, registers) * B(16 x 128, shared, N-major).
+template <int Kind>
+__device__ __forceinline__ void mma_rs_n128(float (&d)[16][4], const unsigned (&a)[4], std::uint64_t b, int accumulate) {
+  if constexpr (Kind == 1) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n"
+        "}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
+          "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+          "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
+          "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
+          "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+          "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+          "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+          "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
+          "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n"
+        "}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
+          "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+          "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
+          "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
+          "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+          "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+          "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+          "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
+          "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+  }
+}
+
+#endif  // TRIMIX_CUDA_WGMMA
+
+}  // namespace wgmma
 
 template <int Dim, int Kind, class Elem, class Mask>
 __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, Mask> p) {
   static_assert(Dim % 64 == 0, "the swizzle needs at least 8 chunks per row");
+  static_assert(block_rows == tile_rows && kv_tile == tile_rows, "tiles are 64 rows (tile_offset)");
+  static_assert(sizeof(Elem) == 2, "16-bit operands");
   constexpr int chunks = Dim / 8;  // 16-byte chunks per row
   constexpr int n_tiles = kv_tile / 8;
   constexpr int d_tiles = Dim / 8;
   constexpr float minus_inf = minus_infinity;
+  constexpr bool use_wgmma = TRIMIX_CUDA_WGMMA != 0;
 
-  extern __shared__ __align__(128) unsigned char shared_raw[];
-  Elem* sq = reinterpret_cast<Elem*>(shared_raw);
+  // Tiles start on 1024-byte boundaries (the swizzle pattern is one of address bits); the launch
+  // asks for 1 KB more than the tiles need.
+  extern __shared__ __align__(1024) unsigned char shared_raw[];
+  unsigned char* shared_tiles = shared_raw + ((1024u - (smem_address(shared_raw) & 1023u)) & 1023u);
+  Elem* sq = reinterpret_cast<Elem*>(shared_tiles);
   Elem* sk = sq + block_rows * Dim;
   Elem* sv = sk + stages * kv_tile * Dim;
 
@@ -157,20 +356,20 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     const int r = e / chunks, c = e % chunks;
     const index_t i = r % q_rows;
     const bool valid = i < valid_rows;
-    copy_16(smem_address(sq + swizzle<Dim>(r, c)),
+    copy_16(smem_address(sq + tile_offset(r, c)),
             p.q + pr.q(item.batch, first_q_head + r / q_rows, first_row + (valid ? i : 0), c * 8), valid);
   }
   // K/V tile loads: thread tid always copies the same 16-byte chunk column (tid % chunks) of rows
   // tid / chunks + row_step * i, and the swizzle of those rows is the same (row_step is a multiple
   // of 8), so per tile only the row base moves: no 64-bit index arithmetic per copy (the stride
-  // products cost more issue slots than the copies).
+  // products cost more issue slots than the copies; tile_offset moves by 64 elements per row).
   static_assert(threads % chunks == 0 && (threads / chunks) % 8 == 0, "one chunk column per thread");
   constexpr int row_step = threads / chunks;
   const int my_chunk = tid % chunks, my_row = tid / chunks;
   const Elem* k_column = p.k + pr.k(item.batch, item.kv_head, 0, my_chunk * 8);
   const Elem* v_column = p.v + pr.v(item.batch, item.kv_head, 0, my_chunk * 8);
   const index_t k_seq = pr.k.seq, v_seq = pr.v.seq;
-  const int my_smem = swizzle<Dim>(my_row, my_chunk);  // + row_step * Dim per step
+  const int my_smem = tile_offset(my_row, my_chunk);  // + row_step * 64 per step
   auto load_kv = [&](index_t tile, int stage) {
     const int j0 = int(g.first_key(tile)), keys = int(g.kv_keys(tile));
     const unsigned dk = smem_address(sk + stage * kv_tile * Dim + my_smem);
@@ -180,7 +379,7 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
       const int r = my_row + step * row_step;
       const bool valid = r < keys;
       const index_t j = j0 + (valid ? r : 0);
-      const unsigned offset = unsigned(step * row_step * Dim * int(sizeof(Elem)));
+      const unsigned offset = unsigned(step * row_step * 64 * int(sizeof(Elem)));
       copy_16(dk + offset, k_column + j * k_seq, valid);
       copy_16(dv + offset, v_column + j * v_seq, valid);
     }
@@ -206,17 +405,29 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   if (entry >= 0) load_kv(entry >> 1, 0);
   copy_commit();
   copy_wait_all();
+  fence_async_proxy();
   __syncthreads();
 
-  // Q as A fragments: rows warp*16 .. +15, all of Dim.
+  // mma.sync path: Q as A fragments, rows warp*16 .. +15, all of Dim. The wgmma path reads Q from
+  // shared memory through a descriptor instead (no registers).
   unsigned qf[Dim / 16][4];
-  {
+  if constexpr (!use_wgmma) {
     const int mat = lane / 8, r = lane % 8;
     const int row = warp * 16 + r + (mat % 2) * 8;
 #pragma unroll
     for (int kk = 0; kk < Dim / 16; ++kk)
-      ldmatrix_x4(smem_address(sq + swizzle<Dim>(row, kk * 2 + mat / 2)), qf[kk]);
+      ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
   }
+  // wgmma descriptors: K-major Q and K (8-row groups 1024 bytes apart), N-major V (64-column
+  // halves half_tile_bytes apart); a k16 step moves 32 bytes inside a 128-byte row, or to the
+  // next half every 4 steps; a V step of 16 keys moves 16 rows of 128 bytes.
+  [[maybe_unused]] const std::uint64_t q_desc = wgmma::descriptor(smem_address(sq), 16, 1024);
+  [[maybe_unused]] const std::uint64_t k_desc = wgmma::descriptor(smem_address(sk), 16, 1024);
+  [[maybe_unused]] const std::uint64_t v_desc = wgmma::descriptor(smem_address(sv), half_tile_bytes, 1024);
+  [[maybe_unused]] constexpr std::uint64_t stage_step = (kv_tile * Dim * sizeof(Elem)) >> 4;  // descriptor units
+  [[maybe_unused]] auto k_step = [](int kk) {
+    return std::uint64_t(((kk >> 2) * half_tile_bytes + (kk & 3) * 32) >> 4);
+  };
 
   float acc[d_tiles][4];
 #pragma unroll
@@ -238,8 +449,8 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     const index_t tile = entry >> 1;
     const bool partial = (entry & 1) != 0;
 
-    const Elem* ks = sk + stage * kv_tile * Dim;
-    const Elem* vs = sv + stage * kv_tile * Dim;
+    [[maybe_unused]] const Elem* ks = sk + stage * kv_tile * Dim;
+    [[maybe_unused]] const Elem* vs = sv + stage * kv_tile * Dim;
     // Head-dependent (runtime) masks: which of this thread's 32 scores the mask shows is decided
     // before the scores exist, so the element test (a bound block-sparse mask is a dozen
     // registers, its lookups more) never competes with the score registers; inline it spilled
@@ -247,6 +458,15 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     constexpr bool runtime_mask = is_head_dependent<Mask>::value;
     const index_t j0 = g.first_key(tile), keys = g.kv_keys(tile);
     const bool check = partial || keys < kv_tile;
+    // S = Q K^T (16 x 64 per warp). wgmma: issued here, waited for after the mask bits below.
+    float s[n_tiles][4];
+#if TRIMIX_CUDA_WGMMA
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < Dim / 16; ++kk)
+      wgmma::mma_ss_n64<Kind>(s, q_desc + k_step(kk), k_desc + stage * stage_step + k_step(kk), kk > 0);
+    wgmma::commit();
+#endif
     unsigned shown = ~0u;
     if (runtime_mask && check) {
       const auto tile_mask = bind_head(p.mask, item.batch, first_q_head, pr.q_heads);
@@ -261,8 +481,10 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
           shown |= unsigned(seen) << (nt * 4 + e);
         }
     }
-    // S = Q K^T (16 x 64 per warp).
-    float s[n_tiles][4];
+#if TRIMIX_CUDA_WGMMA
+    wgmma::wait_all();
+    wgmma::fence_operands(s);
+#else
 #pragma unroll
     for (int nt = 0; nt < n_tiles; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
     {
@@ -272,12 +494,13 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
 #pragma unroll
         for (int np = 0; np < n_tiles / 2; ++np) {
           unsigned b[4];
-          ldmatrix_x4(smem_address(ks + swizzle<Dim>(np * 16 + r + (mat / 2) * 8, kk * 2 + mat % 2)), b);
+          ldmatrix_x4(smem_address(ks + tile_offset(np * 16 + r + (mat / 2) * 8, kk * 2 + mat % 2)), b);
           mma<Kind>(s[2 * np], qf[kk], b[0], b[1]);
           mma<Kind>(s[2 * np + 1], qf[kk], b[2], b[3]);
         }
       }
     }
+#endif
     // Base-2 scores; the mask only where the policy said partial (or past seq_k).
 #pragma unroll
     for (int nt = 0; nt < n_tiles; ++nt) {
@@ -321,24 +544,49 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
         acc[dt][2 * h + 1] *= alpha;
       }
     }
-    // O += P V: P leaves the score accumulators as A fragments, V through ldmatrix.trans.
+    // O += P V: P leaves the score accumulators as A fragments (the same register layout for
+    // mma.sync and wgmma); V through a descriptor (wgmma, transposed B) or ldmatrix.trans.
     {
+      auto p_fragment = [&](int kk, unsigned(&a)[4]) {
+        a[0] = pack<Kind>(s[2 * kk][0], s[2 * kk][1]);
+        a[1] = pack<Kind>(s[2 * kk][2], s[2 * kk][3]);
+        a[2] = pack<Kind>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        a[3] = pack<Kind>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      };
+#if TRIMIX_CUDA_WGMMA
+      // The tensor cores read the P registers asynchronously: all four stay untouched until the wait.
+      unsigned a[kv_tile / 16][4];
+#pragma unroll
+      for (int kk = 0; kk < kv_tile / 16; ++kk) p_fragment(kk, a[kk]);
+      wgmma::fence_operands(acc);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < kv_tile / 16; ++kk) {
+        const std::uint64_t b = v_desc + stage * stage_step + ((kk * 16 * 128) >> 4);
+        if constexpr (Dim == 128) wgmma::mma_rs_n128<Kind>(acc, a[kk], b, 1);
+        else wgmma::mma_rs_n64<Kind>(acc, a[kk], b, 1);
+      }
+      wgmma::commit();
+      wgmma::wait_all();
+      wgmma::fence_operands(acc);
+#else
       const int mat = lane / 8, r = lane % 8;
 #pragma unroll
       for (int kk = 0; kk < kv_tile / 16; ++kk) {
-        const unsigned a[4] = {pack<Kind>(s[2 * kk][0], s[2 * kk][1]), pack<Kind>(s[2 * kk][2], s[2 * kk][3]),
-                               pack<Kind>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                               pack<Kind>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        unsigned a[4];
+        p_fragment(kk, a);
 #pragma unroll
         for (int dp = 0; dp < Dim / 16; ++dp) {
           unsigned b[4];
-          ldmatrix_x4_trans(smem_address(vs + swizzle<Dim>(kk * 16 + r + (mat % 2) * 8, dp * 2 + mat / 2)), b);
+          ldmatrix_x4_trans(smem_address(vs + tile_offset(kk * 16 + r + (mat % 2) * 8, dp * 2 + mat / 2)), b);
           mma<Kind>(acc[2 * dp], a, b[0], b[1]);
           mma<Kind>(acc[2 * dp + 1], a, b[2], b[3]);
         }
       }
+#endif
     }
     copy_wait_all();
+    fence_async_proxy();
     __syncthreads();
     entry = next_entry;
     stage ^= 1;
@@ -381,6 +629,25 @@ inline void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess)
     throw std::runtime_error(std::string("trimix::attention (CUDA engine): ") + what + ": " +
                              cudaGetErrorString(status));
+}
+
+template <int = 0>
+__global__ void wgmma_probe(int* answer) { *answer = TRIMIX_CUDA_WGMMA; }
+
+/// Whether the kernels the driver loaded for this device take the wgmma path (sm_90a code in the
+/// binary and a device that runs it). Asked once per process; the answer is the same for every
+/// kernel of the translation unit's binary.
+inline bool uses_wgmma() {
+  static const bool answer = [] {
+    int* flag = nullptr;
+    int host = 0;
+    if (cudaMalloc(&flag, sizeof(int)) != cudaSuccess) return false;
+    wgmma_probe<><<<1, 1>>>(flag);
+    const bool ok = cudaMemcpy(&host, flag, sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess;
+    cudaFree(flag);
+    return ok && host == 1;
+  }();
+  return answer;
 }
 
 /// Largest power of two dividing the GQA group, at most 8: heads packed into one 64-row item.
@@ -432,7 +699,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
   static void launch(Kernel kernel, const Kokkos::Cuda& exec, const Plan<Kokkos::CudaSpace>& work,
                      const Params& params, int dim) {
     using namespace cuda_engine;
-    const int bytes = (block_rows + 2 * stages * kv_tile) * dim * int(sizeof(T));
+    const int bytes = (block_rows + 2 * stages * kv_tile) * dim * int(sizeof(T)) + 1024;  // + alignment
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
           "cudaFuncSetAttribute");
     kernel<<<unsigned(work.item_count()), threads, bytes, exec.cuda_stream()>>>(params);

@@ -15,6 +15,8 @@
 #   cpu       the host CPU: an OpenMP build (--kokkos-host, a Kokkos with OpenMP) of attention_bench
 #             next to PyTorch's CPU SDPA (bench/compare_cpu.py), all cores
 # Logs and CSVs go to --out (default: <build>/out).
+# Hopper: the build adds sm_90a code (the engine's wgmma path) beside Kokkos' sm_90 through nvcc's
+# NVCC_APPEND_FLAGS (nvcc_wrapper takes one -arch only); set TRIMIX_SM90A=0 to build without it.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kokkos="" build="$root/build/gpu" out="" steps="build,test,sanitize,bench" seq="16384,32768,65536,131072"
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
     --seq) seq=$2; shift 2 ;;
     --kokkos-host) kokkos_host=$2; shift 2 ;;
     --cpu-seq) cpu_seq=$2; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "check.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -42,6 +44,9 @@ commit=${TRIMIX_COMMIT:-$(git -C "$root" rev-parse --short HEAD 2>/dev/null || e
 export TRIMIX_COMMIT=$commit  # for trees without .git (bench/CMakeLists.txt reads it)
 
 if has build; then
+  if [ "${TRIMIX_SM90A:-1}" = 1 ]; then
+    export NVCC_APPEND_FLAGS="${NVCC_APPEND_FLAGS:+$NVCC_APPEND_FLAGS }-gencode=arch=compute_90a,code=sm_90a"
+  fi
   [ -n "$kokkos" ] || { echo "check.sh: --kokkos PREFIX is required to build" >&2; exit 2; }
   start=$SECONDS
   cmake -S "$root" -B "$build" -G "$generator" -DCMAKE_BUILD_TYPE=Release \
