@@ -254,10 +254,22 @@ TEST_CASE("sparse masks skip tiles: the plan visits exactly the runs", "[attenti
   // Causal visits about half of all tiles; Triangle(8, 512, 128) at 8K a fifth of that.
   CHECK(causal.work.visited_tiles >= g.q_tiles() * g.kv_tiles() / 2);
   CHECK(triangle.work.visited_tiles * 4 < causal.work.visited_tiles);
-  // The longest items come first.
-  const auto items = to_host(triangle.work.items);
-  for (std::size_t i = 1; i < items.extent(0); ++i)
-    REQUIRE(items(i - 1).tile_end - items(i - 1).tile_begin >= items(i).tile_end - items(i).tile_begin);
+  // The longest items come first, in 16 length classes of the longest item; inside a class unit
+  // by unit (kv-head), and in a unit by first visited tile (items running together share K/V).
+  for (const auto* plan : {&causal.work, &triangle.work}) {
+    const auto items = to_host(plan->items);
+    index_t longest = 1;
+    for (std::size_t i = 0; i < items.extent(0); ++i)
+      longest = std::max<index_t>(longest, items(i).tile_end - items(i).tile_begin);
+    auto length_class = [&](std::size_t i) { return (items(i).tile_end - items(i).tile_begin) * 16 / (longest + 1); };
+    for (std::size_t i = 1; i < items.extent(0); ++i) {
+      REQUIRE(length_class(i - 1) >= length_class(i));
+      if (length_class(i - 1) != length_class(i)) continue;
+      const auto unit = [&](std::size_t j) { return std::tuple(items(j).batch, items(j).kv_head, items(j).head_block); };
+      REQUIRE(unit(i - 1) <= unit(i));
+      if (unit(i - 1) == unit(i)) REQUIRE(items(i - 1).tile_begin <= items(i).tile_begin);
+    }
+  }
 }
 
 TEST_CASE("invalid arguments throw before any work and leave outputs untouched", "[attention][errors]") {

@@ -174,7 +174,21 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
     }
     slots_per_unit = std::max(slots_per_unit, slot);
   }
-  std::stable_sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) {
+  // Order: longest first in 16 coarse length classes (dynamic scheduling ends with short items);
+  // inside a class unit by unit (batch, kv-head, head block) and by first visited tile, so that
+  // the work items running at the same time read one kv-head's same kv range. Past 32K keys a
+  // kv-head's K/V no longer fits in L2 beside the others', and interleaving heads and ranges made
+  // long causal runs stream K/V from HBM (bench/NOTES.md, e46e70d).
+  index_t longest_chunk = 1;
+  for (const Chunk& ch : chunks) longest_chunk = std::max(longest_chunk, ch.end - ch.begin);
+  auto length_class = [longest_chunk](const Chunk& ch) {
+    return (ch.end - ch.begin) * 16 / (longest_chunk + 1);
+  };
+  std::stable_sort(chunks.begin(), chunks.end(), [&](const Chunk& a, const Chunk& b) {
+    const index_t ca = length_class(a), cb = length_class(b);
+    if (ca != cb) return ca > cb;
+    if (a.count_unit != b.count_unit) return a.count_unit < b.count_unit;
+    if (a.begin != b.begin) return a.begin < b.begin;
     return a.end - a.begin > b.end - b.begin;
   });
 
@@ -185,25 +199,30 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   auto groups = Kokkos::View<SplitGroup*, Kokkos::HostSpace>(
       "trimix::plan::groups", std::size_t(per_unit ? split_groups : units * split_groups));
   std::size_t n_items = 0, n_groups = 0;
-  for (const Chunk& ch : chunks) {
-    for (index_t k = 0; k < units_per_chunk; ++k) {
-      const index_t unit = per_unit ? ch.count_unit : k;
-      WorkItem w;
-      w.batch = std::int32_t(unit / (problem.kv_heads * head_blocks));
-      w.kv_head = std::int32_t(unit / head_blocks % problem.kv_heads);
-      w.head_block = std::int32_t(unit % head_blocks);
-      w.q_tile = std::int32_t(ch.q_tile);
-      w.tile_begin = std::int32_t(ch.begin);
-      w.tile_end = std::int32_t(ch.end);
-      if (ch.splits > 1) {
-        const index_t base = unit * slots_per_unit + first_slot[std::size_t(ch.count_unit * q_tiles + ch.q_tile)];
-        w.split_slot = std::int32_t(base + ch.split);
-        if (ch.split == 0)
-          groups(n_groups++) = SplitGroup{w.batch, w.kv_head, w.head_block, w.q_tile,
-                                          std::int32_t(base), std::int32_t(ch.splits)};
+  for (std::size_t run = 0; run < chunks.size();) {  // runs of one length class
+    std::size_t run_end = run + 1;
+    while (run_end < chunks.size() && length_class(chunks[run_end]) == length_class(chunks[run])) ++run_end;
+    for (index_t k = 0; k < units_per_chunk; ++k)
+      for (std::size_t c = run; c < run_end; ++c) {
+        const Chunk& ch = chunks[c];
+        const index_t unit = per_unit ? ch.count_unit : k;
+        WorkItem w;
+        w.batch = std::int32_t(unit / (problem.kv_heads * head_blocks));
+        w.kv_head = std::int32_t(unit / head_blocks % problem.kv_heads);
+        w.head_block = std::int32_t(unit % head_blocks);
+        w.q_tile = std::int32_t(ch.q_tile);
+        w.tile_begin = std::int32_t(ch.begin);
+        w.tile_end = std::int32_t(ch.end);
+        if (ch.splits > 1) {
+          const index_t base = unit * slots_per_unit + first_slot[std::size_t(ch.count_unit * q_tiles + ch.q_tile)];
+          w.split_slot = std::int32_t(base + ch.split);
+          if (ch.split == 0)
+            groups(n_groups++) = SplitGroup{w.batch, w.kv_head, w.head_block, w.q_tile,
+                                            std::int32_t(base), std::int32_t(ch.splits)};
+        }
+        items(n_items++) = w;
       }
-      items(n_items++) = w;
-    }
+    run = run_end;
   }
   plan.items = Kokkos::View<WorkItem*, Memory>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::items"), n_items);
