@@ -2,6 +2,7 @@
 // every item, with split-KV automatic or never, and the items still cover every visited tile once.
 #include "test_config.hpp"
 
+#include <trimix/kernel.hpp>
 #include <trimix/mask.hpp>
 #include <trimix/plan.hpp>
 
@@ -49,7 +50,51 @@ void check_cap(const Mask& mask, index_t seq, index_t cap, trimix::SplitKv split
   CHECK(index_t(covered.size()) == expected_entries);
 }
 
+/// Every item's runs (filled for masks that are the same for every head) expand to exactly the
+/// entries the policy's walk gives, and end there.
+template <class Mask>
+void check_runs(const Mask& mask, index_t seq_q, index_t seq_k, index_t cap) {
+  trimix::impl::Problem problem;
+  problem.batch = 1;
+  problem.q_heads = 4;
+  problem.kv_heads = 2;
+  problem.seq_q = seq_q;
+  problem.seq_k = seq_k;
+  problem.head_dim = 64;
+  const trimix::TileShape shape{16, 64, 2, cap};
+  const auto plan = trimix::make_plan(trimix_test::ExecSpace(), problem, mask, shape, trimix::AttentionOptions{});
+  auto items = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), plan.items);
+  auto runs = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), plan.runs);
+  REQUIRE(runs.extent(0) == items.extent(0));
+  for (std::size_t i = 0; i < items.extent(0); ++i) {
+    const trimix::WorkItem& w = items(i);
+    REQUIRE(runs(i).count >= 1);  // these masks take at most a few runs per q-tile
+    REQUIRE(runs(i).count <= trimix::max_item_runs);
+    auto walker = trimix::impl::walk_tiles(mask, plan.geometry, w);
+    index_t tile = 0;
+    bool partial = false;
+    std::int32_t ordinal = 0;
+    while (walker.next(tile, partial)) {
+      REQUIRE(trimix::run_entry(runs(i), ordinal) == std::int32_t(tile * 2 + (partial ? 1 : 0)));
+      ++ordinal;
+    }
+    CHECK(ordinal == w.tile_end - w.tile_begin);
+    CHECK(trimix::run_entry(runs(i), ordinal) == -1);
+  }
+}
+
 }  // namespace
+
+TEST_CASE("plan: item runs expand to the policy's tiles, split or not", "[plan]") {
+  for (index_t cap : {0, 7, 3}) {
+    check_runs(trimix::Causal{}, 1000, 1000, cap);
+    check_runs(trimix::Triangle{8, 512, 128}, 2100, 2100, cap);
+    check_runs(trimix::Triangle{8, 64, 16}, 700, 900, cap);  // seq_q < seq_k, short window
+    check_runs(trimix::Streaming{4, 100}, 1500, 1500, cap);
+    check_runs(trimix::Causal{} & (trimix::Window{200} | trimix::Sink{70}), 1300, 1300, cap);
+    check_runs(trimix::Full{}, 300, 517, cap);
+  }
+}
 
 TEST_CASE("plan: an engine's max_tiles_per_item bounds every item, even with SplitKv::never", "[plan]") {
   for (auto split : {trimix::SplitKv::automatic, trimix::SplitKv::never}) {

@@ -70,6 +70,7 @@ struct Params {
   TileGeometry geometry;
   Mask mask;
   const WorkItem* items;
+  const ItemRuns* runs;
   float* partial_o;
   float* partial_lse;
   index_t heads_per_item;
@@ -385,13 +386,17 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     }
   };
 
-  // The item's kv-tiles come from the policy's run cursor, which for composed policies (Triangle
-  // merges four spans) holds a few hundred bytes of state: alive during the tile loop it spills
-  // the accumulators. So thread 0 walks it once, before the accumulators exist, into a list of
-  // tile entries in shared memory (tile * 2 + partial, -1 after the last); the plan keeps items
-  // within the list's length (TileShape::max_tiles_per_item).
+  // The item's kv-tiles, as a list of entries in shared memory (tile * 2 + partial, -1 after the
+  // last) built before the accumulators exist; the plan keeps items within the list's length
+  // (TileShape::max_tiles_per_item). From the plan's runs when it has them: every thread expands
+  // a share. Otherwise thread 0 walks the policy's run cursor (for composed policies a few hundred
+  // bytes of state, which alive during the tile loop spilled the accumulators).
   __shared__ int tile_list[max_item_tiles + 1];
-  if (tid == 0) {
+  const ItemRuns item_runs = p.runs[blockIdx.x];
+  if (item_runs.count >= 0) {
+    const int n = min(item.tile_end - item.tile_begin, max_item_tiles);
+    for (int o = tid; o <= n; o += threads) tile_list[o] = o < n ? run_entry(item_runs, o) : -1;
+  } else if (tid == 0) {
     // The mask of this item's heads (they share it: the plan packs only heads with the same mask).
     auto walker = walk_tiles(bind_head(p.mask, item.batch, first_q_head, pr.q_heads), g, item);
     int n = 0;
@@ -688,8 +693,8 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
                   const AttentionArgs<T, T, T, T>& args, float* partial_o, float* partial_lse) {
     using namespace cuda_engine;
     Params<T, Mask> params{args.q, args.k, args.v, args.o, args.lse, args.problem, work.geometry, mask,
-                           work.items.data(), partial_o, partial_lse, work.heads_per_item,
-                           args.problem.scale * log2e};
+                           work.items.data(), work.runs.data(), partial_o, partial_lse,
+                           work.heads_per_item, args.problem.scale * log2e};
     if (args.problem.head_dim == 128) launch(attention_kernel<128, kind, T, Mask>, exec, work, params, 128);
     else launch(attention_kernel<64, kind, T, Mask>, exec, work, params, 64);
   }

@@ -36,6 +36,30 @@ struct WorkItem {
   std::int32_t split_slot = -1;               ///< -1: writes o directly; else partial slot
 };
 
+/// An item's kv-tiles as at most `max_item_runs` runs [begin, end), each Full or Partial, in run
+/// order: filled by the plan when the mask is the same for every head (its runs are known on the
+/// host). Engines expand them in parallel; without them one thread walks the policy's cursor
+/// before the tile loop can start, which for composed policies cost a quarter of the triangle
+/// kernel's time (bench/NOTES.md). `count` is -1 where kernels must walk the policy: head-dependent
+/// masks, or items whose tiles take more runs.
+constexpr int max_item_runs = 6;
+struct ItemRuns {
+  std::int32_t count = -1;
+  std::uint32_t partial = 0;  ///< bit i: run i is Partial
+  std::int32_t begin[max_item_runs] = {}, end[max_item_runs] = {};
+};
+
+/// The tile entry (tile * 2 + partial) at position `ordinal` of an item's runs, -1 past the end.
+TRIMIX_FUNCTION std::int32_t run_entry(const ItemRuns& runs, std::int32_t ordinal) {
+  for (int i = 0; i < max_item_runs; ++i) {
+    if (i >= runs.count) break;
+    const std::int32_t length = runs.end[i] - runs.begin[i];
+    if (ordinal < length) return (runs.begin[i] + ordinal) * 2 + std::int32_t((runs.partial >> i) & 1u);
+    ordinal -= length;
+  }
+  return -1;
+}
+
 /// A q-tile (of one batch, kv-head and head block) whose tiles were split over `splits` items
 /// writing partial slots first_slot .. first_slot + splits - 1.
 struct SplitGroup {
@@ -55,6 +79,7 @@ struct Plan {
   index_t max_tiles_per_item = 0;   ///< the split length in effect
   index_t split_slots = 0;          ///< partial results the combine pass merges
   Kokkos::View<WorkItem*, MemorySpace> items;
+  Kokkos::View<ItemRuns*, MemorySpace> runs;  ///< per item, in the same order
   Kokkos::View<SplitGroup*, MemorySpace> groups;
 
   index_t item_count() const { return index_t(items.extent(0)); }
@@ -71,6 +96,30 @@ TRIMIX_FUNCTION index_t visited_tiles(const Mask& mask, const TileGeometry& g, i
   index_t count = 0;
   while (cursor.next(run)) count += run.end - run.begin;
   return count;
+}
+
+/// The runs of q-tile `qt` between its visited-tile ordinals [first, last), or count -1 when they
+/// take more than max_item_runs runs. O(runs).
+template <class Mask>
+ItemRuns item_runs(const Mask& mask, const TileGeometry& g, index_t qt, index_t first, index_t last) {
+  ItemRuns out;
+  out.count = 0;
+  auto cursor = kv_runs(mask, g, qt);
+  KvRun run;
+  index_t ordinal = 0;  // of run.begin
+  while (ordinal < last && cursor.next(run)) {
+    const index_t length = run.end - run.begin;
+    const index_t lo = std::max(first, ordinal), hi = std::min(last, ordinal + length);
+    if (lo < hi) {
+      if (out.count == max_item_runs) return ItemRuns{};
+      out.begin[out.count] = std::int32_t(run.begin + (lo - ordinal));
+      out.end[out.count] = std::int32_t(run.begin + (hi - ordinal));
+      if (run.cls == TileClass::partial) out.partial |= 1u << out.count;
+      ++out.count;
+    }
+    ordinal += length;
+  }
+  return out;
 }
 
 /// Largest divisor of `group` that is at most `cap` (heads packed per item).
@@ -196,15 +245,22 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   plan.split_slots = units * slots_per_unit;
   auto items = Kokkos::View<WorkItem*, Kokkos::HostSpace>("trimix::plan::items",
                                                           std::size_t(units_per_chunk) * chunks.size());
+  auto runs = Kokkos::View<ItemRuns*, Kokkos::HostSpace>("trimix::plan::runs", items.extent(0));
   auto groups = Kokkos::View<SplitGroup*, Kokkos::HostSpace>(
       "trimix::plan::groups", std::size_t(per_unit ? split_groups : units * split_groups));
   std::size_t n_items = 0, n_groups = 0;
   for (std::size_t run = 0; run < chunks.size();) {  // runs of one length class
     std::size_t run_end = run + 1;
     while (run_end < chunks.size() && length_class(chunks[run_end]) == length_class(chunks[run])) ++run_end;
+    // Runs are the same for every unit of a chunk when the mask is (per_unit masks: walked).
+    std::vector<ItemRuns> chunk_runs(per_unit ? 0 : run_end - run);
+    if constexpr (!per_unit)
+      for (std::size_t c = 0; c < chunk_runs.size(); ++c)
+        chunk_runs[c] = impl::item_runs(mask, g, chunks[run + c].q_tile, chunks[run + c].begin, chunks[run + c].end);
     for (index_t k = 0; k < units_per_chunk; ++k)
       for (std::size_t c = run; c < run_end; ++c) {
         const Chunk& ch = chunks[c];
+        if (!per_unit) runs(n_items) = chunk_runs[c - run];
         const index_t unit = per_unit ? ch.count_unit : k;
         WorkItem w;
         w.batch = std::int32_t(unit / (problem.kv_heads * head_blocks));
@@ -226,9 +282,12 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   }
   plan.items = Kokkos::View<WorkItem*, Memory>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::items"), n_items);
+  plan.runs = Kokkos::View<ItemRuns*, Memory>(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::runs"), n_items);
   plan.groups = Kokkos::View<SplitGroup*, Memory>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::groups"), n_groups);
   Kokkos::deep_copy(exec, plan.items, items);
+  Kokkos::deep_copy(exec, plan.runs, runs);
   Kokkos::deep_copy(exec, plan.groups, groups);
   exec.fence();  // the host staging views die here
   return plan;
