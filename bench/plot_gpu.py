@@ -35,7 +35,7 @@ def main():
         points.sort()
         n = [p[0] for p in points]
         style = "-" if mask == "causal" else "--"
-        width = 2.5 if impl == "trimix" else 1.2
+        width = 2.5 if impl.startswith("trimix") else 1.2
         label = f"{impl} {mask}"
         left.plot(n, [p[1] for p in points], style, marker="o", linewidth=width, label=label)
         right.plot(n, [p[2] for p in points], style, marker="o", linewidth=width, label=label)
