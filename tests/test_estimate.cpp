@@ -412,8 +412,8 @@ TEST_CASE("pooled blocks keep the planted hot block, and gamma 1 keeps every cau
 
 TEMPLATE_LIST_TEST_CASE("vertical-slash agrees with a host reference selection", "[estimate]", ElementTypes) {
   std::mt19937_64 rng(2025);
-  // Sq < Sk, GQA 2 / 1 / 8, lengths that are not block multiples, an odd head_dim.
-  const Shape shapes[] = {{1, 4, 2, 700, 1000, 64}, {2, 2, 2, 513, 513, 32}, {1, 8, 1, 300, 300, 16}, {1, 2, 1, 90, 130, 17}};
+  // Sq < Sk, GQA 2 / 1 / 8, lengths that are not block multiples, a head_dim of 80.
+  const Shape shapes[] = {{1, 4, 2, 700, 1000, 64}, {2, 2, 2, 513, 513, 32}, {1, 8, 1, 300, 300, 16}, {1, 2, 1, 90, 130, 80}};
   for (const Shape& s : shapes) {
     const auto q = random_view<TestType>("q", rng, 1.5, s.batch, s.q_heads, s.seq_q, s.head_dim);
     const auto k = random_view<TestType>("k", rng, 1.5, s.batch, s.kv_heads, s.seq_k, s.head_dim);
@@ -559,7 +559,7 @@ TEST_CASE("estimators reject bad arguments before launching anything", "[estimat
   const V4 q("q", 1, 4, 100, 32), k("k", 1, 2, 120, 32);
   // Views for the shape errors, made before counting (their initialisation is a kernel).
   const V4 k_3_heads("k", 1, 3, 120, 32), k_dim_16("k", 1, 2, 120, 16), k_short("k", 1, 2, 99, 32),
-      q_no_heads("q", 1, 0, 100, 32);
+      q_no_heads("q", 1, 0, 100, 32), q_dim_17("q", 1, 4, 100, 17), k_dim_17("k", 1, 2, 120, 17);
   // Kokkos Tools callbacks count the kernels launched (this replaces a loaded tool's callbacks
   // for the rest of the run; the tests load none).
   namespace tools = Kokkos::Tools::Experimental;
@@ -596,6 +596,7 @@ TEST_CASE("estimators reject bad arguments before launching anything", "[estimat
   CHECK_THROWS_WITH(trimix::estimate_vertical_slash(exec, q, k_short),
                     ContainsSubstring("more positions (100) than k"));
   CHECK_THROWS_WITH(trimix::estimate_vertical_slash(exec, q_no_heads, k), ContainsSubstring("must have heads"));
+  CHECK_THROWS_WITH(trimix::estimate_vertical_slash(exec, q_dim_17, k_dim_17), ContainsSubstring("head_dim 17 is not supported"));
   CHECK(launches == 0);
   // Control: the counter sees the kernels of a valid call.
   const auto map = trimix::estimate_pooled_blocks(exec, q, k);

@@ -12,8 +12,10 @@
 ///   sizes, as in MInference). A q-block then lists every kv-block that holds a kept column at or
 ///   before its last position, or that a kept diagonal crosses inside the q-block's positions.
 ///   Top-k is a per-head radix select on the scores' float bits (4 passes of 8 bits), so no sort
-///   and no N-sized scratch. Work: 2 * last_q * seq_k * head_dim multiply-adds per head (the scores
-///   are computed twice, first for the row maxima and sums of the softmax, then for the sums).
+///   and no N-sized scratch. Work: 3 * last_q * seq_k * head_dim multiply-adds per head: the rows'
+///   softmax LSE comes from trimix::attention (so on the tile engine: tensor cores on GPUs; it also
+///   computes P V, discarded), then one scalar score pass sums the probabilities. Head dims are
+///   those attention takes.
 /// - `estimate_pooled_blocks` (FlexPrefill / XAttention style): Q and K mean-pooled per block,
 ///   block scores s(qb, kb) = scale * <qbar, kbar> over the causally visible kv-blocks, softmax per
 ///   q-block, and the kv-blocks of highest probability kept until their mass (block 0 and the
@@ -21,8 +23,8 @@
 ///   probabilities' float bits whose histogram sums mass instead of counting.
 ///
 /// Memory: never a dense (q_blocks x kv_blocks) map. Working memory is O(seq) per head:
-/// vertical-slash holds 2 * seq_k float scores, 2 * seq_k uint32 prefix counts and
-/// last_q * seq_k / 128 partial softmax statistics per head; pooled holds the pooled Q and K
+/// vertical-slash holds 2 * seq_k float scores, 2 * seq_k uint32 prefix counts, and last_q LSE
+/// values plus a discarded last_q x head_dim output per head; pooled holds the pooled Q and K
 /// (head_dim floats per block) and 4 scalars per block row. Team scratch holds at most one block
 /// row of scores (pooled) or 16 query rows (vertical-slash). The map is built in two passes, a
 /// count per block row, capacity = the longest row, then a fill writing sorted entries: its size
@@ -33,6 +35,7 @@
 /// their strides). GQA: query head h reads kv-head h / (q_heads / kv_heads). seq_q <= seq_k,
 /// bottom-right aligned: query row i sits at position seq_k - seq_q + i.
 
+#include <trimix/attention.hpp>
 #include <trimix/block_sparse.hpp>
 #include <trimix/config.hpp>
 #include <trimix/element.hpp>
@@ -262,16 +265,12 @@ constexpr index_t vs_rows_per_group = 16;
 /// Keys per team of the score kernels.
 constexpr index_t vs_key_chunk = 128;
 
-struct RowStatsTag {};
-struct ColumnSumsTag {};
-
-/// The two score passes of the vertical-slash estimator, one team per (batch, query head, chunk of
+/// The score pass of the vertical-slash estimator, one team per (batch, query head, chunk of
 /// vs_key_chunk keys). Rows are the last `last_q` queries, loaded 16 at a time into scratch as
-/// [head_dim][16]; each thread takes keys of the chunk and computes their 16 scores.
-/// - RowStatsTag: the chunk's max and sum of exp2(s - max) per row -> partial_max / partial_sum.
-/// - ColumnSumsTag: probabilities p = exp2(s - row_max) / row_sum summed per key (vertical, the
-///   chunk's keys belong to the team) and per diagonal (slash: accumulated in scratch over the
-///   rows, then one atomic add per diagonal the chunk touches).
+/// [head_dim][16]; each thread takes keys of the chunk and computes their 16 scores. Their
+/// probabilities p = exp2(s - lse2), lse2 the row's base-2 LSE, are summed per key (vertical, the
+/// chunk's keys belong to the team) and per diagonal (slash: accumulated in scratch over the rows,
+/// then one atomic add per diagonal the chunk touches).
 template <class ExecSpace, class QElement, class KElement>
 struct VerticalSlashScores {
   using memory_space = typename ExecSpace::memory_space;
@@ -281,15 +280,14 @@ struct VerticalSlashScores {
   EstimateShape shape;
   index_t last_q = 0, chunks = 0;
   int scratch_level = 0;
-  Kokkos::View<float*, memory_space> partial_max, partial_sum;  ///< [bh][last_q][chunks]
-  Kokkos::View<float*, memory_space> row_max, row_sum;          ///< [bh][last_q]
+  Kokkos::View<const float*, memory_space> row_lse;             ///< [bh][last_q], natural log
   Kokkos::View<float*, memory_space> vertical, slash;            ///< [bh][seq_k]
 
   TRIMIX_FUNCTION index_t groups() const { return (last_q + vs_rows_per_group - 1) / vs_rows_per_group; }
   std::size_t scratch_bytes() const {
     return scratch_floats(shape.head_dim * vs_rows_per_group) +
            scratch_floats(vs_rows_per_group * vs_key_chunk) + scratch_floats(vs_key_chunk) +
-           scratch_floats(groups() * vs_rows_per_group + vs_key_chunk - 1) + 2 * scratch_floats(vs_rows_per_group);
+           scratch_floats(groups() * vs_rows_per_group + vs_key_chunk - 1) + scratch_floats(vs_rows_per_group);
   }
 
   /// Base-2 scores of rows row0 .. row0 + 15 (in q_rows, [dim][rows]) against the chunk's keys into
@@ -332,11 +330,7 @@ struct VerticalSlashScores {
     });
   }
 
-  TRIMIX_FUNCTION void operator()(RowStatsTag, const Team& team) const { run<false>(team); }
-  TRIMIX_FUNCTION void operator()(ColumnSumsTag, const Team& team) const { run<true>(team); }
-
-  template <bool column_sums>
-  TRIMIX_FUNCTION void run(const Team& team) const {
+  TRIMIX_FUNCTION void operator()(const Team& team) const {
     constexpr index_t rows = vs_rows_per_group, keys = vs_key_chunk;
     const index_t bh = team.league_rank() / chunks, chunk = team.league_rank() % chunks;
     const index_t b = bh / shape.q_heads, h = bh % shape.q_heads, kv_head = h / shape.group_size();
@@ -348,13 +342,10 @@ struct VerticalSlashScores {
     float* scores = scratch_array(team, scratch_level, rows * keys);      // [rows][keys]
     float* column = scratch_array(team, scratch_level, keys);             // vertical sums
     float* diagonal = scratch_array(team, scratch_level, n_groups * rows + keys - 1);
-    float* group_max = scratch_array(team, scratch_level, rows);      // softmax max and 1 / sum
-    float* group_inv_sum = scratch_array(team, scratch_level, rows);  // of the group's rows
-    if (column_sums) {
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, keys), [&](index_t j) { column[j] = 0.0f; });
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n_groups * rows + keys - 1),
-                           [&](index_t t) { diagonal[t] = 0.0f; });
-    }
+    float* group_lse = scratch_array(team, scratch_level, rows);  // base-2 LSE of the group's rows
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, keys), [&](index_t j) { column[j] = 0.0f; });
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n_groups * rows + keys - 1),
+                         [&](index_t t) { diagonal[t] = 0.0f; });
     for (index_t group = 0; group < n_groups; ++group) {
       const index_t row0 = group * rows;
       team.team_barrier();  // the previous group is done with q_rows and scores
@@ -362,62 +353,43 @@ struct VerticalSlashScores {
         const index_t d = e / rows, r = e % rows, row = row0 + r;
         q_rows[e] = row < last_q ? load_float(q, shape.q(b, h, first_row + row, d)) * shape.scale_log2 : 0.0f;
       });
-      if (column_sums)
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows), [&](index_t r) {
-          const index_t row = row0 + r;
-          group_max[r] = row < last_q ? row_max(bh * last_q + row) : 0.0f;
-          group_inv_sum[r] = row < last_q ? 1.0f / row_sum(bh * last_q + row) : 0.0f;
-        });
+      // Padded rows get +inf: their scores are -inf, so p = exp2(-inf) = 0 without a select.
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows), [&](index_t r) {
+        const index_t row = row0 + r;
+        group_lse[r] = row < last_q ? row_lse(bh * last_q + row) * log2e : -minus_infinity;
+      });
       team.team_barrier();
       score_keys(team, q_rows, scores, b, kv_head, first_key, row0);
-      if (column_sums) {
-        team.team_barrier();
-        // Probabilities, select-free (exp2_nonpositive(-inf) = 0; padded rows have max 0 and
-        // 1 / sum 0), then their sums per key column.
-        if constexpr (estimate_on_device_v<ExecSpace>) {
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows * keys), [&](index_t e) {
-            scores[e] = exp2_nonpositive(scores[e] - group_max[e / keys]) * group_inv_sum[e / keys];
-          });
-        } else {  // contiguous inner loops, vectorised
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows), [&](index_t r) {
-            const float m = group_max[r], inv_sum = group_inv_sum[r];
-            float* row = scores + r * keys;
-            for (index_t jl = 0; jl < keys; ++jl) row[jl] = exp2_nonpositive(row[jl] - m) * inv_sum;
-          });
-        }
-        team.team_barrier();
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, keys), [&](index_t jl) {
-          float sum = 0.0f;
-          for (index_t r = 0; r < rows; ++r) sum += scores[r * keys + jl];
-          column[jl] += sum;
+      team.team_barrier();
+      // Probabilities, select-free (exp2_nonpositive(-inf) = 0), then their sums per key column.
+      if constexpr (estimate_on_device_v<ExecSpace>) {
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows * keys), [&](index_t e) {
+          scores[e] = exp2_nonpositive(scores[e] - group_lse[e / keys]);
+        });
+      } else {  // contiguous inner loops, vectorised
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows), [&](index_t r) {
+          const float lse2 = group_lse[r];
+          float* row = scores + r * keys;
+          for (index_t jl = 0; jl < keys; ++jl) row[jl] = exp2_nonpositive(row[jl] - lse2);
         });
       }
       team.team_barrier();
-      if (!column_sums) {
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows), [&](index_t r) {
-          const index_t row = row0 + r;
-          if (row >= last_q) return;
-          float m = minus_infinity;
-          for (index_t jl = 0; jl < keys; ++jl) m = scores[r * keys + jl] > m ? scores[r * keys + jl] : m;
-          float l = 0.0f;
-          if (m != minus_infinity)
-            for (index_t jl = 0; jl < keys; ++jl) l += exp2_nonpositive(scores[r * keys + jl] - m);
-          partial_max((bh * last_q + row) * chunks + chunk) = m;
-          partial_sum((bh * last_q + row) * chunks + chunk) = l;
-        });
-      } else {
-        // Diagonal t of this group holds (r, jl) with r - jl = t - (keys - 1); its offset from the
-        // chunk's first diagonal is row0 + t, which no other thread of the group touches.
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows + keys - 1), [&](index_t t) {
-          const index_t r_begin = t >= keys - 1 ? t - (keys - 1) : 0;
-          const index_t r_end = t + 1 < rows ? t + 1 : rows;
-          float sum = 0.0f;
-          for (index_t r = r_begin; r < r_end; ++r) sum += scores[r * keys + (r + keys - 1 - t)];
-          diagonal[row0 + t] += sum;
-        });
-      }
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, keys), [&](index_t jl) {
+        float sum = 0.0f;
+        for (index_t r = 0; r < rows; ++r) sum += scores[r * keys + jl];
+        column[jl] += sum;
+      });
+      team.team_barrier();
+      // Diagonal t of this group holds (r, jl) with r - jl = t - (keys - 1); its offset from the
+      // chunk's first diagonal is row0 + t, which no other thread of the group touches.
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows + keys - 1), [&](index_t t) {
+        const index_t r_begin = t >= keys - 1 ? t - (keys - 1) : 0;
+        const index_t r_end = t + 1 < rows ? t + 1 : rows;
+        float sum = 0.0f;
+        for (index_t r = r_begin; r < r_end; ++r) sum += scores[r * keys + (r + keys - 1 - t)];
+        diagonal[row0 + t] += sum;
+      });
     }
-    if (!column_sums) return;
     team.team_barrier();
     Kokkos::parallel_for(Kokkos::TeamThreadRange(team, keys), [&](index_t jl) {
       if (first_key + jl < shape.seq_k) vertical(bh * shape.seq_k + first_key + jl) = column[jl];
@@ -638,44 +610,51 @@ BlockSparseMap<typename ExecSpace::memory_space> estimate_vertical_slash(const E
   TRIMIX_REQUIRE(api, shape.seq_k < (index_t(1) << 31), "seq_k ", shape.seq_k, " must be below 2^31");
   TRIMIX_REQUIRE(api, (shape.seq_k + options.block_k - 1) / options.block_k < max_kv_blocks,
                  "seq_k / options.block_k must stay below 2^30 kv-blocks (entries are 32-bit)");
+  TRIMIX_REQUIRE(api, impl::supported_head_dim(shape.head_dim), "head_dim ", shape.head_dim,
+                 " is not supported (the softmax statistics come from trimix::attention: multiples of ",
+                 impl::portable_min_lane_block, " up to 256)");
   impl::EstimateRegion region("trimix::estimate[vertical_slash]");
 
   const index_t last_q = options.last_q, seq_k = shape.seq_k, heads = shape.batch * shape.q_heads;
   const index_t chunks = (seq_k + impl::vs_key_chunk - 1) / impl::vs_key_chunk;
+
+  // 1. Softmax statistics of the last rows, as their LSE: trimix's own attention of those rows
+  //    against every key under the causal mask (the rows sit bottom-right, as attention aligns
+  //    them), so the tile engine (tensor cores on GPUs) computes them instead of a second scalar
+  //    score pass. Its output rows are discarded; V is K (only the LSE is read).
+  Kokkos::View<float***, Kokkos::LayoutRight, memory_space> row_lse(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::estimate::row_lse"), shape.batch, shape.q_heads, last_q);
+  {
+    using QT = typename Q::non_const_value_type;
+    const auto rows = Kokkos::pair<index_t, index_t>(shape.seq_q - last_q, shape.seq_q);
+    AttentionOptions attention_options;
+    attention_options.layout = options.layout;
+    attention_options.scale = double(shape.scale_log2) / double(impl::log2e);
+    if (options.layout == Layout::bhsd) {
+      Kokkos::View<QT****, Kokkos::LayoutRight, memory_space> discarded(
+          Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::estimate::o"), shape.batch, shape.q_heads, last_q,
+          shape.head_dim);
+      attention(exec, Kokkos::subview(q, Kokkos::ALL, Kokkos::ALL, rows, Kokkos::ALL), k, k, discarded, row_lse,
+                Causal{}, attention_options);
+    } else {
+      Kokkos::View<QT****, Kokkos::LayoutRight, memory_space> discarded(
+          Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::estimate::o"), shape.batch, last_q, shape.q_heads,
+          shape.head_dim);
+      attention(exec, Kokkos::subview(q, Kokkos::ALL, rows, Kokkos::ALL, Kokkos::ALL), k, k, discarded, row_lse,
+                Causal{}, attention_options);
+    }
+  }
   impl::VerticalSlashScores<ExecSpace, typename Q::value_type, typename K::value_type> pass{
       q.data(), k.data(), shape, last_q, chunks, 0,
-      Kokkos::View<float*, memory_space>("trimix::estimate::partial_max", std::size_t(heads * last_q * chunks)),
-      Kokkos::View<float*, memory_space>("trimix::estimate::partial_sum", std::size_t(heads * last_q * chunks)),
-      Kokkos::View<float*, memory_space>("trimix::estimate::row_max", std::size_t(heads * last_q)),
-      Kokkos::View<float*, memory_space>("trimix::estimate::row_sum", std::size_t(heads * last_q)),
+      Kokkos::View<const float*, memory_space>(row_lse.data(), std::size_t(heads * last_q)),
       Kokkos::View<float*, memory_space>("trimix::estimate::vertical", std::size_t(heads * seq_k)),
       Kokkos::View<float*, memory_space>("trimix::estimate::slash", std::size_t(heads * seq_k))};
 
-  // 1. Softmax statistics of the last rows: per chunk, then combined per row.
-  int level = 0;
-  auto stats_policy = impl::estimate_team_policy<ExecSpace, impl::RowStatsTag>(
-      exec, heads * chunks, int(impl::vs_key_chunk), pass.scratch_bytes(), level);
-  pass.scratch_level = level;
-  Kokkos::parallel_for("trimix::estimate[vertical_slash.row_stats]", stats_policy, pass);
-  {
-    auto partial_max = pass.partial_max, partial_sum = pass.partial_sum, row_max = pass.row_max,
-         row_sum = pass.row_sum;
-    Kokkos::parallel_for(
-        "trimix::estimate[vertical_slash.row_combine]", Kokkos::RangePolicy<ExecSpace>(exec, 0, heads * last_q),
-        KOKKOS_LAMBDA(index_t r) {
-          float m = impl::minus_infinity;
-          for (index_t c = 0; c < chunks; ++c) m = partial_max(r * chunks + c) > m ? partial_max(r * chunks + c) : m;
-          float l = 0.0f;
-          for (index_t c = 0; c < chunks; ++c)
-            if (partial_max(r * chunks + c) != impl::minus_infinity)
-              l += partial_sum(r * chunks + c) * impl::exp2_nonpositive(partial_max(r * chunks + c) - m);
-          row_max(r) = m;
-          row_sum(r) = l;
-        });
-  }
   // 2. Column and diagonal sums of the probabilities.
-  auto sums_policy = impl::estimate_team_policy<ExecSpace, impl::ColumnSumsTag>(
-      exec, heads * chunks, int(impl::vs_key_chunk), pass.scratch_bytes(), level);
+  int level = 0;
+  auto sums_policy =
+      impl::estimate_team_policy<ExecSpace>(exec, heads * chunks, int(impl::vs_key_chunk), pass.scratch_bytes(), level);
+  pass.scratch_level = level;
   Kokkos::parallel_for("trimix::estimate[vertical_slash.column_sums]", sums_policy, pass);
 
   // 3. Per (head, vertical | slash): the threshold key of the top-k, by radix select.
