@@ -144,7 +144,7 @@ void run_attention(const ExecSpace& exec, const AttentionPlan<ExecSpace, Mask>& 
   if (!launched) {
     using Kernel = AttentionKernel<ExecSpace, Mask, TQ, TK, TV, TO>;
     Kernel kernel{args, plan.mask, plan.work.geometry, plan.work.heads_per_item, rows, dim,
-                  plan.work.items, plan.partial_o.data(), plan.partial_lse.data(), 0};
+                  plan.work.items, plan.work.runs, plan.partial_o.data(), plan.partial_lse.data(), 0};
     using Policy = Kokkos::TeamPolicy<ExecSpace, Kokkos::Schedule<Kokkos::Dynamic>>;
     const index_t bytes = Kernel::scratch_bytes(rows, dim, plan.work.geometry.kv_tile);
     kernel.scratch_level = bytes <= index_t(Policy::scratch_size_max(0)) ? 0 : 1;

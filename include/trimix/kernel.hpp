@@ -103,6 +103,7 @@ struct AttentionKernel {
   TileGeometry geometry;
   index_t heads_per_item, rows, dim;
   Kokkos::View<const WorkItem*, Memory> items;
+  Kokkos::View<const ItemRuns*, Memory> runs;  ///< per item; count -1: walk the policy
   float* partial_o;    ///< [slot][rows][dim], normalised partial outputs of split items
   float* partial_lse;  ///< [slot][rows], their natural-log LSE
   int scratch_level;
@@ -142,12 +143,20 @@ struct AttentionKernel {
     team.team_barrier();
 
     // Visit the item's kv-tiles in run order, under the mask of the item's heads (they share it:
-    // the plan packs only heads with the same mask).
+    // the plan packs only heads with the same mask): from the plan's runs when it has them, else
+    // from the policy's cursor.
     const auto item_mask = bind_head(mask, item.batch, first_q_head, p.q_heads);
-    auto walker = walk_tiles(item_mask, geometry, item);
-    index_t tile;
-    bool partial;
-    while (walker.next(tile, partial)) visit_tile(team, t, item_mask, item, tile, partial);
+    const ItemRuns item_runs = runs(team.league_rank());
+    if (item_runs.count >= 0) {
+      for (int r = 0; r < item_runs.count; ++r)
+        for (index_t tile = item_runs.begin[r]; tile < item_runs.end[r]; ++tile)
+          visit_tile(team, t, item_mask, item, tile, ((item_runs.partial >> r) & 1u) != 0);
+    } else {
+      auto walker = walk_tiles(item_mask, geometry, item);
+      index_t tile;
+      bool partial;
+      while (walker.next(tile, partial)) visit_tile(team, t, item_mask, item, tile, partial);
+    }
     write_rows(team, t, item, first_q_head, first_row, valid_rows);
   }
 
