@@ -167,16 +167,34 @@ struct AttentionKernel {
     const Problem& p = args.problem;
     const index_t kv_tile = geometry.kv_tile, q_rows = geometry.q_tile;
     const index_t first_key = geometry.first_key(u), keys = geometry.kv_keys(u);
-    // K transposed (dim-major, for the score micro-kernel), V row-major; zeros past seq_k.
+    // K transposed (dim-major, for the score micro-kernel), V row-major; zeros past seq_k. A
+    // contiguous head_dim (the usual layouts) gets unit-stride loads without selects: the
+    // generic loop's stride products and selects were most of this copy on CPUs (bench/NOTES.md).
+    const bool contiguous = p.k.dim == 1 && p.v.dim == 1;
     Kokkos::parallel_for(Kokkos::TeamThreadRange(team, kv_tile), [&](index_t j) {
-      const bool valid = j < keys;
-      const index_t key = first_key + (valid ? j : 0);
-      const TK* k_row = args.k + p.k(item.batch, item.kv_head, key, 0);
-      const TV* v_row = args.v + p.v(item.batch, item.kv_head, key, 0);
-      Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
-        t.kt[d * kv_tile + j] = valid ? element_traits<TK>::to_float(k_row[d * p.k.dim]) : 0.0f;
-        t.v[j * dim + d] = valid ? element_traits<TV>::to_float(v_row[d * p.v.dim]) : 0.0f;
-      });
+      float* kt_column = t.kt + j;
+      float* v_out = t.v + j * dim;
+      if (j >= keys) {
+        Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
+          kt_column[d * kv_tile] = 0.0f;
+          v_out[d] = 0.0f;
+        });
+        return;
+      }
+      const TK* k_row = args.k + p.k(item.batch, item.kv_head, first_key + j, 0);
+      const TV* v_row = args.v + p.v(item.batch, item.kv_head, first_key + j, 0);
+      if (contiguous) {
+        Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
+          kt_column[d * kv_tile] = element_traits<TK>::to_float(k_row[d]);
+          v_out[d] = element_traits<TV>::to_float(v_row[d]);
+        });
+      } else {
+        const index_t k_step = p.k.dim, v_step = p.v.dim;
+        Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
+          kt_column[d * kv_tile] = element_traits<TK>::to_float(k_row[d * k_step]);
+          v_out[d] = element_traits<TV>::to_float(v_row[d * v_step]);
+        });
+      }
     });
     team.team_barrier();
     Engine::scores(team, t.q, t.kt, t.s, rows, dim, kv_tile);
