@@ -588,7 +588,9 @@ struct PooledBlockRows {
 /// \param exec    execution space the kernels run on (asynchronous; the map is ready in its order)
 /// \param q       (batch, q_heads, seq_q, head_dim), or (batch, seq_q, q_heads, head_dim) with
 ///                options.layout = bshd
-/// \param k       (batch, kv_heads, seq_k, head_dim), likewise; q_heads % kv_heads == 0
+/// \param k       (batch, kv_heads, seq_k, head_dim), likewise; q_heads % kv_heads == 0; head_dim
+///                one trimix::attention takes (a multiple of 16 up to 256: the rows' softmax
+///                statistics come from it)
 /// \return        map with heads = q_heads, block_q x block_k blocks, every entry Full
 /// Throws std::invalid_argument naming the argument before anything is launched.
 template <class ExecSpace, class Q, class K>

@@ -224,8 +224,9 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
     slots_per_unit = std::max(slots_per_unit, slot);
   }
   // Order: longest first in 16 coarse length classes (dynamic scheduling ends with short items);
-  // inside a class unit by unit (batch, kv-head, head block) and by first visited tile, so that
-  // the work items running at the same time read one kv-head's same kv range. Past 32K keys a
+  // inside a class unit by unit (batch, kv-head, head block) and by the chunk's first ordinal in
+  // its q-tile's run order (for causal rows, its first kv-tile), so that the work items running
+  // at the same time read one kv-head's same kv range. Past 32K keys a
   // kv-head's K/V no longer fits in L2 beside the others', and interleaving heads and ranges made
   // long causal runs stream K/V from HBM (bench/NOTES.md, e46e70d).
   index_t longest_chunk = 1;
