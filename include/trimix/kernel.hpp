@@ -12,6 +12,8 @@
 #include <trimix/problem.hpp>
 #include <trimix/softmax.hpp>
 
+#include <type_traits>
+
 namespace trimix::impl {
 
 /// Raw pointers and strides of one call; everything a kernel reads besides the plan.
@@ -183,18 +185,16 @@ struct AttentionKernel {
       }
       const TK* k_row = args.k + p.k(item.batch, item.kv_head, first_key + j, 0);
       const TV* v_row = args.v + p.v(item.batch, item.kv_head, first_key + j, 0);
-      if (contiguous) {
-        Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
-          kt_column[d * kv_tile] = element_traits<TK>::to_float(k_row[d]);
-          v_out[d] = element_traits<TV>::to_float(v_row[d]);
-        });
-      } else {
-        const index_t k_step = p.k.dim, v_step = p.v.dim;
+      // The head-dim steps as compile-time 1 (contiguous) or run-time strides.
+      auto copy_row = [&](auto k_step, auto v_step) {
         Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
           kt_column[d * kv_tile] = element_traits<TK>::to_float(k_row[d * k_step]);
           v_out[d] = element_traits<TV>::to_float(v_row[d * v_step]);
         });
-      }
+      };
+      using unit_step = std::integral_constant<index_t, 1>;
+      if (contiguous) copy_row(unit_step{}, unit_step{});
+      else copy_row(p.k.dim, p.v.dim);
     });
     team.team_barrier();
     Engine::scores(team, t.q, t.kt, t.s, rows, dim, kv_tile);
