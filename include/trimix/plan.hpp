@@ -39,9 +39,9 @@ struct WorkItem {
 /// An item's kv-tiles as at most `max_item_runs` runs [begin, end), each Full or Partial, in run
 /// order: filled by the plan when the mask is the same for every head (its runs are known on the
 /// host). Engines expand them in parallel; without them one thread walks the policy's cursor
-/// before the tile loop can start, which for composed policies cost a quarter of the triangle
-/// kernel's time (bench/NOTES.md). `count` is -1 where kernels must walk the policy: head-dependent
-/// masks, or items whose tiles take more runs.
+/// before the tile loop can start, where for composed policies 23% of the triangle kernel's
+/// warp-stall samples waited (ncu, bench/NOTES.md). `count` is -1 where kernels must walk the
+/// policy: head-dependent masks, or items whose tiles take more runs.
 constexpr int max_item_runs = 6;
 struct ItemRuns {
   std::int32_t count = -1;
