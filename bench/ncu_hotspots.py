@@ -19,6 +19,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("report")
     ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--buckets", type=int, default=0,
+                    help="also print the share of samples per stretch of this many SASS lines")
     args = ap.parse_args()
     text = subprocess.run(["ncu", "--import", args.report, "--page", "source", "--csv", "--print-source", "sass"],
                           check=True, capture_output=True, text=True).stdout
@@ -46,6 +48,12 @@ def main():
         share = 100.0 * num(r[samples]) / total
         stalls = ", ".join(f"{header[c]}={r[c]}" for c in stall_cols if num(r[c]) > 0.05 * num(r[samples]))
         print(f"{i:6d} {share:5.1f}%  {r[src].strip()[:70]:70s} {stalls[:120]}")
+    if args.buckets > 0:  # where in the kernel the time goes: prologue, tile loop, epilogue
+        print(f"samples per {args.buckets} SASS lines (from line: share, first instruction)")
+        for b in range(0, len(body), args.buckets):
+            part = sum(num(r[samples]) for r in body[b:b + args.buckets])
+            if part >= 0.005 * total:
+                print(f"{b:6d} {100.0 * part / total:5.1f}%  {body[b][src].strip()[:60]}")
 
 
 if __name__ == "__main__":

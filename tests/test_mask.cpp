@@ -118,6 +118,31 @@ void check_contract(const P& p, const TileGeometry& g, bool exact) {
   }
 }
 
+/// visible_bits against visible() key by key: rows of the geometry (all, or a stride of them),
+/// 64-key windows starting anywhere (tile-aligned or not, past seq_k).
+template <class P>
+void check_visible_bits(const P& p, const TileGeometry& g, std::mt19937_64& rng) {
+  if constexpr (trimix::impl::has_visible_bits<P>::value) {
+    CAPTURE(trimix::mask_name(p), g.seq_q, g.seq_k);
+    const index_t first = g.position_offset(), last = g.seq_k - 1;
+    const index_t step = 1 + (last - first) / 97;
+    for (index_t pos = first; pos <= last; pos += step) {
+      for (int w = 0; w < 6; ++w) {
+        const index_t first_key = w == 0 ? 0 : w == 1 ? (pos / 64) * 64 : w == 2 ? g.seq_k - 1 - index_t(rng() % 64)
+                                                                          : index_t(rng() % std::uint64_t(g.seq_k + 64));
+        if (first_key < 0) continue;
+        const std::uint64_t bits = trimix::visible_bits(p, pos, first_key, g.seq_k);
+        for (int c = 0; c < 64; ++c) {
+          const index_t j = first_key + c;
+          const bool expected = j < g.seq_k && trimix::visible(p, pos, j, g.seq_k);
+          CAPTURE(pos, first_key, c);
+          REQUIRE(((bits >> c) & 1u) == std::uint64_t(expected));
+        }
+      }
+    }
+  }
+}
+
 /// Random geometry: tile sizes 16..128, lengths not multiples of the tile, Sq <= Sk.
 TileGeometry random_geometry(std::mt19937_64& rng) {
   std::uniform_int_distribution<index_t> tile(16, 128), len(1, 700);
@@ -185,9 +210,19 @@ TEMPLATE_LIST_TEST_CASE("mask policies agree with brute force", "[mask]", Factor
   std::mt19937_64 rng(20261128);
   for (int trial = 0; trial < 60; ++trial) {
     const TileGeometry g = random_geometry(rng);
-    check_contract(TestType::make(rng, g.seq_k), g, TestType::exact);
+    const auto policy = TestType::make(rng, g.seq_k);
+    check_contract(policy, g, TestType::exact);
+    check_visible_bits(policy, g, rng);
   }
 }
+
+// Built-in policies and their compositions answer 64 keys at once; a composition with a policy
+// that cannot does not claim to.
+static_assert(trimix::impl::has_visible_bits<trimix::Triangle>::value);
+static_assert(trimix::impl::has_visible_bits<trimix::Streaming>::value);
+static_assert(trimix::impl::has_visible_bits<decltype(MakeNested::make(std::declval<std::mt19937_64&>(), 0))>::value);
+static_assert(!trimix::impl::has_visible_bits<EveryNthTile>::value);
+static_assert(!trimix::impl::has_visible_bits<decltype(MakeCustomComposed::make(std::declval<std::mt19937_64&>(), 0))>::value);
 
 TEST_CASE("mask edge geometries: one row, one key, tiles larger than the sequence", "[mask]") {
   for (index_t n : {1, 2, 3, 17, 63, 65, 127}) {

@@ -205,8 +205,17 @@ struct AttentionKernel {
       const index_t i = r % q_rows;
       if (partial) {
         const index_t position = first_position + i;
-        for (index_t j = 0; j < keys; ++j)
-          if (!trimix::visible(item_mask, position, first_key + j, geometry.seq_k)) s[j] = minus_infinity;
+        if constexpr (has_visible_bits<ItemMask>::value) {  // 64 keys per call
+          for (index_t j0 = 0; j0 < keys; j0 += 64) {
+            const std::uint64_t bits = trimix::visible_bits(item_mask, position, first_key + j0, geometry.seq_k);
+            const index_t n = keys - j0 < 64 ? keys - j0 : 64;
+            for (index_t j = 0; j < n; ++j)
+              if (!((bits >> j) & 1u)) s[j0 + j] = minus_infinity;
+          }
+        } else {
+          for (index_t j = 0; j < keys; ++j)
+            if (!trimix::visible(item_mask, position, first_key + j, geometry.seq_k)) s[j] = minus_infinity;
+        }
       }
       update_row(s, keys, kv_tile, t.m[r], t.l[r], t.alpha[r]);
     });
