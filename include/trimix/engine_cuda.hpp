@@ -458,23 +458,29 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     }
     compute_seen_bits();
 #endif
-    // Base-2 scores; the mask only where the policy said partial (or past seq_k).
+    // Base-2 scores, then the mask where the policy said partial (or past seq_k). Two loops, so
+    // that full tiles run the plain one: with the test inside it, a per-score select ran on
+    // every tile.
 #pragma unroll
-    for (int nt = 0; nt < n_tiles; ++nt) {
+    for (int nt = 0; nt < n_tiles; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[nt][e] * p.scale_log2;
-        if constexpr (runtime_mask) {
-          if (!((shown >> (nt * 4 + e)) & 1u)) x = minus_inf;
-        } else if constexpr (row_bits) {
-          if (check && !((seen_bits[e / 2] >> (nt * 8 + e % 2)) & 1u)) x = minus_inf;
-        } else if (check) {
-          const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
-          const bool seen =
-              col < keys && (!partial || trimix::visible(p.mask, row_position[e / 2], j0 + col, g.seq_k));
-          if (!seen) x = minus_inf;
+      for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
+    if (check) {
+#pragma unroll
+      for (int nt = 0; nt < n_tiles; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          bool seen;
+          if constexpr (runtime_mask) {
+            seen = (shown >> (nt * 4 + e)) & 1u;
+          } else if constexpr (row_bits) {
+            seen = (seen_bits[e / 2] >> (nt * 8 + e % 2)) & 1u;
+          } else {
+            const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
+            seen = col < keys && (!partial || trimix::visible(p.mask, row_position[e / 2], j0 + col, g.seq_k));
+          }
+          if (!seen) s[nt][e] = minus_inf;
         }
-        s[nt][e] = x;
       }
     }
     // Online softmax, per row (the 4 threads of a quad share a row).
