@@ -4,6 +4,7 @@
 // against plain loops in double, on random tiles, outputs poisoned.
 #include "test_support.hpp"
 
+#include <trimix/engine_host_bf16.hpp>
 #include <trimix/engine_portable.hpp>
 
 #include <catch2/catch_test_macros.hpp>
@@ -107,5 +108,59 @@ TEST_CASE("PortableEngine: scores and accumulate for every micro-tile shape", "[
     check_engine<6, 16>(12, dim, 64, 5, rng);
     check_engine<6, 32>(48, dim, 64, 64, rng);
     check_engine<6, 32>(24, dim, 64, 33, rng);
+  }
+}
+
+// The AVX512-BF16 host engine (engine_host_bf16.hpp) on tiles whose values are bf16 numbers, as
+// the kernel gives it: scores are exact products summed in fp32; P is rounded to bf16 for P V,
+// so the expected O uses the rounded P. Runs where the CPU has the instructions, skips elsewhere.
+TEST_CASE("HostBf16Engine: vdpbf16ps products match exact sums", "[engine]") {
+  using Engine = trimix::impl::HostBf16Engine<6, 32>;
+  using Host = Kokkos::DefaultHostExecutionSpace;
+  if (!Engine::uses_bf16dp(48, 128, 64)) SKIP("no AVX512-BF16 on this CPU, or not an x86 GCC/Clang build");
+  CHECK_FALSE(Engine::prescales_q(48, 128, 64));
+  std::mt19937_64 rng(37);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto bf16_value = [&] { return float(trimix::bf16(normal(rng))); };
+  for (const index_t dim : {64, 96, 128, 256}) {  // 96: a 64-column block and two 16-column blocks
+    const index_t rows = 48, kv_tile = 64;
+    INFO("dim " << dim);
+    const auto n = [](index_t count) { return static_cast<std::size_t>(count); };
+    std::vector<float> q(n(rows * dim)), kt(n(dim * kv_tile)), v(n(kv_tile * dim));
+    std::vector<float> p(n(rows * kv_tile)), alpha(n(rows)), o(n(rows * dim));
+    for (auto* x : {&q, &kt, &v}) for (float& e : *x) e = bf16_value();
+    for (float& e : p) e = std::abs(normal(rng));  // probabilities-like, not bf16 numbers
+    for (float& e : alpha) e = std::abs(normal(rng));
+    for (float& e : o) e = normal(rng);
+    const std::vector<float> o_before = o;
+    std::vector<float> s(std::size_t(rows * kv_tile), std::numeric_limits<float>::quiet_NaN());
+    Kokkos::parallel_for(
+        "trimix_test::host_bf16_engine", Kokkos::TeamPolicy<Host>(1, 1),
+        [&](const typename Kokkos::TeamPolicy<Host>::member_type& team) {
+          Engine::scores(team, q.data(), kt.data(), s.data(), rows, dim, kv_tile);
+          Engine::accumulate(team, p.data(), v.data(), alpha.data(), o.data(), rows, dim, kv_tile, kv_tile);
+        });
+    Kokkos::fence();
+    std::vector<double> s_exact(s.size()), s_mag(s.size()), o_exact(o.size()), o_mag(o.size());
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < kv_tile; ++c)
+        for (index_t d = 0; d < dim; ++d) {
+          const double term = double(q[std::size_t(r * dim + d)]) * kt[std::size_t(d * kv_tile + c)];
+          s_exact[std::size_t(r * kv_tile + c)] += term;
+          s_mag[std::size_t(r * kv_tile + c)] += std::abs(term);
+        }
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t d = 0; d < dim; ++d) {
+        double acc = double(o_before[std::size_t(r * dim + d)]) * alpha[std::size_t(r)], mag = std::abs(acc);
+        for (index_t j = 0; j < kv_tile; ++j) {
+          const double term = double(float(trimix::bf16(p[std::size_t(r * kv_tile + j)]))) * v[std::size_t(j * dim + d)];
+          acc += term;
+          mag += std::abs(term);
+        }
+        o_exact[std::size_t(r * dim + d)] = acc;
+        o_mag[std::size_t(r * dim + d)] = mag;
+      }
+    CHECK(count_mismatches(s, s_exact, s_mag) == 0);
+    CHECK(count_mismatches(o, o_exact, o_mag) == 0);
   }
 }

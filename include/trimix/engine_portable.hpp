@@ -72,6 +72,9 @@ struct PortableEngine {
   static constexpr index_t row_block = RowBlock;    ///< rows of a register micro-tile
   static constexpr index_t lane_block = LaneBlock;  ///< contiguous columns of a micro-tile
 
+  /// Whether the kernel stores Q pre-multiplied by scale * log2(e) (else it scales the scores).
+  TRIMIX_FUNCTION static constexpr bool prescales_q(index_t, index_t, index_t) { return true; }
+
   /// S[rows][kv_tile] = Q[rows][dim] * Kt[dim][kv_tile]. rows % row_block == 0,
   /// kv_tile % lane_block == 0.
   template <class Team>

@@ -6,6 +6,7 @@
 /// tiles, the online softmax and writing results.
 
 #include <trimix/element.hpp>
+#include <trimix/engine_host_bf16.hpp>
 #include <trimix/engine_portable.hpp>
 #include <trimix/mask.hpp>
 #include <trimix/plan.hpp>
@@ -97,7 +98,7 @@ struct AttentionKernel {
                 "portable_engine_traits: q_rows must be a multiple of row_block");
   static_assert(Traits::kv_tile % Traits::lane_block == 0,
                 "portable_engine_traits: kv_tile must be a multiple of lane_block");
-  using Engine = PortableEngine<Traits::row_block, Traits::lane_block>;
+  using Engine = typename portable_engine_select<ExecSpace, TQ, TK, TV, Traits::row_block, Traits::lane_block>::type;
   using Memory = typename ExecSpace::memory_space;
 
   AttentionArgs<TQ, TK, TV, TO> args;
@@ -124,7 +125,9 @@ struct AttentionKernel {
     const index_t first_q_head = item.kv_head * p.group_size() + item.head_block * heads_per_item;
     const index_t first_row = index_t(item.q_tile) * q_rows;
     const index_t valid_rows = geometry.q_rows(item.q_tile);
-    const float q_scale = p.scale * log2e;
+    // Engines that take bf16 operands get Q unscaled (exact) and the kernel scales the scores.
+    const bool prescaled = Engine::prescales_q(rows, dim, kv_tile);
+    const float q_scale = prescaled ? p.scale * log2e : 1.0f;
 
     // Q tile (pre-scaled into base 2), zero padding past seq_q; fresh softmax state.
     // Rows over threads, head_dim over vector lanes: no index division per element (a 64-bit
@@ -200,9 +203,15 @@ struct AttentionKernel {
     Engine::scores(team, t.q, t.kt, t.s, rows, dim, kv_tile);
     team.team_barrier();
     const index_t first_position = geometry.first_position(item.q_tile);
+    const bool prescaled = Engine::prescales_q(rows, dim, kv_tile);
+    const float score_scale = args.problem.scale * log2e;
     Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
       float* s = t.s + r * kv_tile;
       const index_t i = r % q_rows;
+      if (!prescaled) {
+        TRIMIX_SIMD
+        for (index_t j = 0; j < kv_tile; ++j) s[j] *= score_scale;
+      }
       if (partial) {
         const index_t position = first_position + i;
         if constexpr (has_visible_bits<ItemMask>::value) {  // 64 keys per call
