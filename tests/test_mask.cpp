@@ -6,6 +6,7 @@
 #include <catch2/catch_template_test_macros.hpp>
 #include <catch2/catch_test_macros.hpp>
 
+#include <limits>
 #include <random>
 #include <string>
 #include <tuple>
@@ -124,7 +125,8 @@ template <class P>
 void check_visible_bits(const P& p, const TileGeometry& g, std::mt19937_64& rng) {
   if constexpr (trimix::impl::has_visible_bits<P>::value) {
     CAPTURE(trimix::mask_name(p), g.seq_q, g.seq_k);
-    const index_t first = g.position_offset(), last = g.seq_k - 1;
+    // Up to 64 positions past the last row too: the kernels ask for a tile's padding rows.
+    const index_t first = g.position_offset(), last = g.seq_k - 1 + 64;
     const index_t step = 1 + (last - first) / 97;
     for (index_t pos = first; pos <= last; pos += step) {
       for (int w = 0; w < 6; ++w) {
@@ -213,6 +215,24 @@ TEMPLATE_LIST_TEST_CASE("mask policies agree with brute force", "[mask]", Factor
     const auto policy = TestType::make(rng, g.seq_k);
     check_contract(policy, g, TestType::exact);
     check_visible_bits(policy, g, rng);
+  }
+}
+
+TEST_CASE("visible_bits at extreme parameters (no overflow, empty and unbounded extents)", "[mask]") {
+  using namespace trimix;
+  constexpr index_t huge = std::numeric_limits<index_t>::max();
+  std::mt19937_64 rng(5);
+  for (const index_t seq_k : {1, 70, 300}) {
+    const TileGeometry g{seq_k, seq_k, 16, 64};
+    check_visible_bits(Window{huge}, g, rng);
+    check_visible_bits(Window{0}, g, rng);
+    check_visible_bits(Window{-3}, g, rng);
+    check_visible_bits(Sink{huge}, g, rng);
+    check_visible_bits(Sink{-1}, g, rng);
+    check_visible_bits(LastRows{huge}, g, rng);
+    check_visible_bits(LastRows{-5}, g, rng);
+    check_visible_bits(Triangle{huge, huge, huge}, g, rng);
+    check_visible_bits(Causal{} & (Window{huge} | Sink{0}), g, rng);
   }
 }
 

@@ -5,7 +5,8 @@
 /// values and adds both products into fp32 lanes: 32 multiply-adds per instruction, twice the
 /// fp32 FMA's 16. The kernel's tiles stay fp32 (exact copies of the bf16 inputs, Q unscaled);
 /// this engine packs them into bf16 pairs per tile (K and V: ~1/30 of the products' work) and
-/// rounds the probabilities P to bf16 for P V, as the GPU engines do.
+/// rounds the probabilities P to bf16 for P V, as the GPU engines do. (The instructions treat
+/// bf16 subnormals as zero; normal values pack exactly.)
 ///
 /// The instructions are compiled per function (target attribute) and used when the CPU reports
 /// them, checked once per process, so a portable build (no -march) runs them where they exist and
@@ -19,18 +20,19 @@
 #include <type_traits>
 #include <vector>
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(__CUDACC__) && !defined(__HIPCC__) && !defined(__INTEL_COMPILER) &&           \
-    (defined(__clang__) || __GNUC__ >= 10)
-#define TRIMIX_HOST_BF16DP 1
+// x86-64 GCC >= 10 or Clang host compilers only (not nvcc, hipcc, nvc++, SYCL device passes).
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) &&   \
+    !defined(__CUDACC__) && !defined(__HIPCC__) && !defined(__INTEL_COMPILER) &&             \
+    !defined(__NVCOMPILER) && !defined(__SYCL_DEVICE_ONLY__) && (defined(__clang__) || __GNUC__ >= 10)
+#define TRIMIX_HAS_HOST_BF16DP 1
 #include <immintrin.h>
 #else
-#define TRIMIX_HOST_BF16DP 0
+#define TRIMIX_HAS_HOST_BF16DP 0
 #endif
 
 namespace trimix::impl {
 
-#if TRIMIX_HOST_BF16DP
+#if TRIMIX_HAS_HOST_BF16DP
 
 namespace host_bf16 {
 
@@ -160,11 +162,13 @@ TRIMIX_BF16DP_TARGET void accumulate(const float* p, const float* v, const float
 
 }  // namespace host_bf16
 
-#endif  // TRIMIX_HOST_BF16DP
+#endif  // TRIMIX_HAS_HOST_BF16DP
 
 /// The portable engine for bf16 inputs on host spaces, with the AVX512-BF16 products where the
 /// CPU has them. There Q arrives unscaled (bf16 Q stays exact; the kernel scales the scores), so
-/// the bf16 packing is lossless for Q, K and V.
+/// the bf16 packing is exact for Q, K and V (normal numbers).
+/// All translation units of a program must see the same TRIMIX_HAS_HOST_BF16DP (e.g. no mix of
+/// nvcc- and g++-compiled calls of one kernel instantiation): the engine is part of the kernel.
 template <index_t RowBlock, index_t LaneBlock>
 struct HostBf16Engine : PortableEngine<RowBlock, LaneBlock> {
   using Base = PortableEngine<RowBlock, LaneBlock>;
@@ -174,7 +178,7 @@ struct HostBf16Engine : PortableEngine<RowBlock, LaneBlock> {
 
   /// Whether a tile of this shape takes the vdpbf16ps path.
   static bool uses_bf16dp(index_t rows, index_t dim, index_t kv_tile) {
-#if TRIMIX_HOST_BF16DP
+#if TRIMIX_HAS_HOST_BF16DP
     return host_bf16::enabled() && rows % RowBlock == 0 && kv_tile % 64 == 0 && dim % 32 == 0;
 #else
     (void)rows, (void)dim, (void)kv_tile;
@@ -185,7 +189,7 @@ struct HostBf16Engine : PortableEngine<RowBlock, LaneBlock> {
   template <class Team>
   static void scores(const Team& team, const float* q, const float* kt, float* s, index_t rows, index_t dim,
                      index_t kv_tile) {
-#if TRIMIX_HOST_BF16DP
+#if TRIMIX_HAS_HOST_BF16DP
     if (team.team_size() == 1 && uses_bf16dp(rows, dim, kv_tile))
       return host_bf16::scores<int(RowBlock)>(q, kt, s, rows, dim, kv_tile);
 #endif
@@ -195,7 +199,7 @@ struct HostBf16Engine : PortableEngine<RowBlock, LaneBlock> {
   template <class Team>
   static void accumulate(const Team& team, const float* p, const float* v, const float* alpha, float* o,
                          index_t rows, index_t dim, index_t kv_tile, index_t keys) {
-#if TRIMIX_HOST_BF16DP
+#if TRIMIX_HAS_HOST_BF16DP
     if (team.team_size() == 1 && uses_bf16dp(rows, dim, kv_tile))
       return host_bf16::accumulate<int(RowBlock)>(p, v, alpha, o, rows, dim, kv_tile);
 #endif
@@ -210,7 +214,7 @@ struct portable_engine_select {
   static constexpr bool host = Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename ExecSpace::memory_space>::accessible;
   static constexpr bool bf16_inputs =
       std::is_same_v<TQ, trimix::bf16> && std::is_same_v<TK, trimix::bf16> && std::is_same_v<TV, trimix::bf16>;
-  using type = std::conditional_t<host && bf16_inputs && TRIMIX_HOST_BF16DP, HostBf16Engine<RowBlock, LaneBlock>,
+  using type = std::conditional_t<host && bf16_inputs && TRIMIX_HAS_HOST_BF16DP, HostBf16Engine<RowBlock, LaneBlock>,
                                   PortableEngine<RowBlock, LaneBlock>>;
 };
 

@@ -377,8 +377,11 @@ namespace impl {
 /// visible_bits of a row that sees exactly the keys [first, last] (a single-row key_span's `any`):
 /// bit c for first <= first_key + c <= last, first_key + c < seq_k, c < 64.
 TRIMIX_FUNCTION std::uint64_t interval_bits(const KeySpan& row, index_t first_key, index_t seq_k) {
-  const index_t lo = max_index(row.any_first - first_key, 0);
-  const index_t hi = min_index(min_index(row.any_last, seq_k - 1) - first_key + 1, 64);  // exclusive
+  // Differences only where they cannot overflow (spans may reach +-2^63 for huge windows).
+  const index_t last = min_index(row.any_last, seq_k - 1);
+  if (last < first_key || row.any_first > last || row.any_first >= first_key + 64) return 0;
+  const index_t lo = row.any_first <= first_key ? 0 : row.any_first - first_key;
+  const index_t hi = min_index(last - first_key, 63) + 1;  // exclusive
   if (lo >= hi) return 0;
   const std::uint64_t below_hi = hi == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << hi) - 1;
   return below_hi & (~std::uint64_t(0) << lo);
