@@ -403,26 +403,20 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     wgmma::commit();
 #endif
     // Position-only policies with visible_bits: each of this thread's two rows as a 64-key bit
-    // mask, shifted so that bit nt * 8 + e % 2 is its score (nt, e). Computed while the tensor
-    // cores work on S; per element a bit test replaces the policy's integer arithmetic (~20
-    // operations per score for Triangle).
-    // (The mma.sync path computes them after its S products, where they hold no registers during
-    // the products: before them Causal at D 128 spilled.)
+    // mask, shifted so that bit nt * 8 + e % 2 is its score (nt, e); computed while the tensor
+    // cores work on S (wgmma), and per score a bit test replaces the policy's own arithmetic.
     constexpr bool row_bits = !runtime_mask && has_visible_bits<Mask>::value;
     static_assert(kv_tile == 64, "one 64-bit mask per row and tile");
     std::uint64_t seen_bits[2] = {~std::uint64_t(0), ~std::uint64_t(0)};
-    auto compute_seen_bits = [&] {
-      if constexpr (row_bits) {
-        if (check) {
-          const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
+    if constexpr (row_bits) {
+      if (check) {
+        const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
-            seen_bits[h] = (partial ? trimix::visible_bits(p.mask, row_position[h], j0, g.seq_k) : key_bits) >>
-                           ((lane % 4) * 2);
-        }
+        for (int h = 0; h < 2; ++h)
+          seen_bits[h] = (partial ? trimix::visible_bits(p.mask, row_position[h], j0, g.seq_k) : key_bits) >>
+                         ((lane % 4) * 2);
       }
-    };
-    if constexpr (use_wgmma) compute_seen_bits();
+    }
     unsigned shown = ~0u;
     if (runtime_mask && check) {
       const auto tile_mask = bind_head(p.mask, item.batch, first_q_head, pr.q_heads);
@@ -456,11 +450,10 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
         }
       }
     }
-    compute_seen_bits();
 #endif
-    // Base-2 scores, then the mask where the policy said partial (or past seq_k). Two loops, so
-    // that full tiles run the plain one: with the test inside it, a per-score select ran on
-    // every tile.
+    // Base-2 scores, then the mask where the policy said partial (or past seq_k), in a loop of
+    // its own so that full tiles skip it (with the test inside the scale loop causal was 8%
+    // slower: A/B in bench/NOTES.md, 6c5deb1).
 #pragma unroll
     for (int nt = 0; nt < n_tiles; ++nt)
 #pragma unroll

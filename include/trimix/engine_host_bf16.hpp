@@ -4,9 +4,10 @@
 /// Rapids and newer): both products of a tile with vdpbf16ps, which multiplies pairs of bf16
 /// values and adds both products into fp32 lanes: 32 multiply-adds per instruction, twice the
 /// fp32 FMA's 16. The kernel's tiles stay fp32 (exact copies of the bf16 inputs, Q unscaled);
-/// this engine packs them into bf16 pairs per tile (K and V: ~1/30 of the products' work) and
-/// rounds the probabilities P to bf16 for P V, as the GPU engines do. (The instructions treat
-/// bf16 subnormals as zero; normal values pack exactly.)
+/// this engine packs them into bf16 pairs per tile (one conversion per element, each element
+/// then used in 48 or more multiply-adds; Q is repacked every tile) and rounds the probabilities
+/// P to bf16 for P V, as the GPU engines do. (The instructions treat bf16 subnormals as zero;
+/// normal values pack exactly.)
 ///
 /// The instructions are compiled per function (target attribute) and used when the CPU reports
 /// them, checked once per process, so a portable build (no -march) runs them where they exist and

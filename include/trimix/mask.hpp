@@ -238,7 +238,7 @@ struct has_runs<P, std::enable_if_t<is_run_cursor<decltype(std::declval<const P&
 /// Optional: `std::uint64_t visible_bits(index_t position, index_t first_key, index_t seq_k) const`,
 /// bit c set when key first_key + c (c < 64, key < seq_k) is visible to `position`. The kernels
 /// mask a partial tile's row with it (one call per row and 64 keys) instead of asking `visible`
-/// per key: for Triangle, 4 intervals per row instead of ~20 integer operations per score.
+/// per key: for Triangle, 4 intervals per row instead of the composed test for every score.
 template <class P, class = void>
 struct has_visible_bits : std::false_type {};
 template <class P>
