@@ -63,6 +63,7 @@ struct Options {
   std::string csv;
   std::string io_dir;  ///< inputs from q.bin/k.bin/v.bin, outputs to o_<mask>.bin (raw, [B,H,S,D])
   bool structured = false;  ///< Q/K with sinks, verticals and a local band (fill_structured)
+  bool trace = false;       ///< dynamic masks: timeline of the last timed call (CallTrace)
   std::uint64_t seed = 2025;
 };
 
@@ -87,6 +88,9 @@ void print_usage(const char* program) {
       "  --inputs KIND    normal (unit normal Q/K/V) or structured (Q/K with sinks, vertical\n"
       "                   keys and a local band, as long-context attention has; for the\n"
       "                   dynamic masks)                                  [normal]\n"
+      "  --trace          dynamic masks: print the last timed call's timeline to stderr\n"
+      "                   (Kokkos kernels, allocations, copies and fences, from Kokkos\n"
+      "                   Tools callbacks, which fence every kernel: a diagnosis, not a timing)\n"
       "  --io-dir DIR     read Q/K/V from DIR/{q,k,v}.bin instead of drawing them, write each\n"
       "                   mask's output to DIR/o_<mask>.bin (raw elements, [B, H, S, D] order;\n"
       "                   one dtype and one seq; bench/compare_gpu.py uses it)\n\n"
@@ -99,6 +103,10 @@ bool parse_options(int argc, char* argv[], Options& opt) {
     std::string arg = argv[a], value;
     if (arg.rfind("--kokkos", 0) == 0) continue;
     if (arg == "--help" || arg == "-h") return false;
+    if (arg == "--trace") {  // takes no value
+      opt.trace = true;
+      continue;
+    }
     trimix_bench::take_value(argc, argv, a, arg, value);
     if (arg == "--seq") {
       opt.seqs.clear();
@@ -354,6 +362,93 @@ double causal_block_sparse_pairs(const Map& map) {
 
 /// A dynamic layer per call: estimate the mask from q and k, plan, attend under Causal & mask.
 /// time_ms is all three (the mask changes with the inputs); estimate_ms and plan_ms its parts.
+/// Timeline of one call from Kokkos Tools callbacks (--trace): kernels with their duration,
+/// allocations and frees with their size, deep copies, fences and regions, in ms since start().
+/// While a callback is set Kokkos fences around every kernel, so durations are real but the call
+/// is slower than untraced: this says where a dynamic call's time goes, the CSV says how long.
+/// The CUDA engine's own launch shows as its profiling region.
+class CallTrace {
+ public:
+  static void start() {
+    namespace T = Kokkos::Tools::Experimental;
+    origin() = std::chrono::steady_clock::now();
+    T::set_begin_parallel_for_callback(&begin_kernel);
+    T::set_begin_parallel_reduce_callback(&begin_kernel);
+    T::set_begin_parallel_scan_callback(&begin_kernel);
+    T::set_end_parallel_for_callback(&end_kernel);
+    T::set_end_parallel_reduce_callback(&end_kernel);
+    T::set_end_parallel_scan_callback(&end_kernel);
+    T::set_allocate_data_callback(&allocated);
+    T::set_deallocate_data_callback(&freed);
+    T::set_begin_deep_copy_callback(&begin_copy);
+    T::set_end_deep_copy_callback(&end_copy);
+    T::set_begin_fence_callback(&begin_kernel);
+    T::set_end_fence_callback(&end_kernel);
+    T::set_push_region_callback(&push);
+    T::set_pop_region_callback(&pop);
+  }
+  static void stop() {
+    namespace T = Kokkos::Tools::Experimental;
+    T::set_begin_parallel_for_callback(nullptr);
+    T::set_begin_parallel_reduce_callback(nullptr);
+    T::set_begin_parallel_scan_callback(nullptr);
+    T::set_end_parallel_for_callback(nullptr);
+    T::set_end_parallel_reduce_callback(nullptr);
+    T::set_end_parallel_scan_callback(nullptr);
+    T::set_allocate_data_callback(nullptr);
+    T::set_deallocate_data_callback(nullptr);
+    T::set_begin_deep_copy_callback(nullptr);
+    T::set_end_deep_copy_callback(nullptr);
+    T::set_begin_fence_callback(nullptr);
+    T::set_end_fence_callback(nullptr);
+    T::set_push_region_callback(nullptr);
+    T::set_pop_region_callback(nullptr);
+  }
+  static double now_ms() {
+    return 1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - origin()).count();
+  }
+
+ private:
+  using Handle = Kokkos_Profiling_SpaceHandle;  // the C struct, in Kokkos 3.4 and 4.x
+  static std::chrono::steady_clock::time_point& origin() {
+    static std::chrono::steady_clock::time_point t;
+    return t;
+  }
+  static std::vector<std::pair<std::string, double>>& open() {  // kernel or fence id -> (name, begin)
+    static std::vector<std::pair<std::string, double>> o;
+    return o;
+  }
+  static void begin_kernel(const char* name, std::uint32_t, std::uint64_t* id) {
+    *id = open().size();
+    open().emplace_back(name, now_ms());
+  }
+  static void end_kernel(std::uint64_t id) {
+    if (id >= open().size()) return;
+    const double end = now_ms();
+    std::fprintf(stderr, "    trace %9.3f ms  %8.3f ms  %s\n", open()[id].second, end - open()[id].second,
+                 open()[id].first.c_str());
+  }
+  static void allocated(Handle space, const char* name, const void*, std::uint64_t bytes) {
+    std::fprintf(stderr, "    trace %9.3f ms  alloc %s %s %.3f MB\n", now_ms(), space.name, name, bytes * 1e-6);
+  }
+  static void freed(Handle space, const char* name, const void*, std::uint64_t bytes) {
+    std::fprintf(stderr, "    trace %9.3f ms  free  %s %s %.3f MB\n", now_ms(), space.name, name, bytes * 1e-6);
+  }
+  static void begin_copy(Handle dst, const char* dst_name, const void*, Handle src, const char*, const void*,
+                         std::uint64_t bytes) {
+    copy_begin() = now_ms();
+    std::fprintf(stderr, "    trace %9.3f ms  copy  %s <- %s %s %.3f MB\n", copy_begin(), dst.name, src.name,
+                 dst_name, bytes * 1e-6);
+  }
+  static void end_copy() { std::fprintf(stderr, "    trace %9.3f ms  copy done (%.3f ms)\n", now_ms(), now_ms() - copy_begin()); }
+  static double& copy_begin() {
+    static double t = 0;
+    return t;
+  }
+  static void push(const char* name) { std::fprintf(stderr, "    trace %9.3f ms  region %s\n", now_ms(), name); }
+  static void pop() { std::fprintf(stderr, "    trace %9.3f ms  region end\n", now_ms()); }
+};
+
 template <class Exec, class View4, class Estimate>
 Result time_dynamic_case(const Options& opt, const Exec& exec, const View4& q, const View4& k, const View4& v,
                          const View4& o, const std::string& dtype, const std::string& mask_label,
@@ -364,18 +459,41 @@ Result time_dynamic_case(const Options& opt, const Exec& exec, const View4& q, c
   r.seq = seq;
   std::vector<double> totals, estimates, plans;
   double timed_s = 0, pairs = 0;
-  for (int i = 0; i < opt.warmup + opt.repeat; ++i) {
+  const int calls = opt.warmup + opt.repeat + (opt.trace ? 1 : 0);
+  for (int i = 0; i < calls; ++i) {
+    // The traced call runs after the timed ones (its fences would slow them); it ends after the
+    // plan's and the map's views are freed.
+    const bool traced = opt.trace && i == calls - 1;
+    struct TraceScope {
+      bool on;
+      ~TraceScope() {
+        if (!on) return;
+        std::fprintf(stderr, "    trace %9.3f ms  call end\n", CallTrace::now_ms());
+        CallTrace::stop();
+      }
+    } trace_scope{traced};
+    if (traced) {
+      std::fprintf(stderr, "\n    trace of one %s call (seq %lld), after the timed ones:\n", mask_label.c_str(),
+                   (long long)seq);
+      CallTrace::start();
+    }
     auto t0 = std::chrono::steady_clock::now();
     const auto map = estimate(exec, q, k);
     exec.fence();
     const double est = seconds_since(t0);
+    if (traced) std::fprintf(stderr, "    trace %9.3f ms  estimate done\n", CallTrace::now_ms());
     const auto mask = trimix::Causal{} & map.policy();
     const auto plan = trimix::plan_attention(exec, q, k, v, o, mask);
     exec.fence();
     const double planned = seconds_since(t0);
+    if (traced) std::fprintf(stderr, "    trace %9.3f ms  plan done\n", CallTrace::now_ms());
     trimix::attention(exec, plan, q, k, v, o);
     exec.fence();
     const double seconds = seconds_since(t0);
+    if (traced) {
+      std::fprintf(stderr, "    trace %9.3f ms  attention done\n", CallTrace::now_ms());
+      continue;
+    }
     if (i == 0) {
       pairs = causal_block_sparse_pairs(map);
       r.visited_area = double(plan.work.visited_tiles) * double(plan.work.geometry.q_tile);
