@@ -200,13 +200,22 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   plan.max_tiles_per_item = chunk;
 
   // Chunks of each (count unit, q-tile), longest first; then one item per chunk and unit it
-  // stands for (every unit when the mask is the same for all heads, else its own).
+  // stands for (every unit when the mask is the same for all heads, else its own). 32-bit
+  // fields, one allocation and an in-place sort: per-head (dynamic) masks have one chunk per
+  // (head, q-tile), planned on every call, and growing vectors of 48-byte chunks plus a stable
+  // sort's buffer cost more in page faults than the plan's arithmetic (bench/NOTES.md).
   struct Chunk {
-    index_t count_unit, q_tile, begin, end, split, splits;
+    std::int32_t count_unit, q_tile, begin, end, split, splits, length_class;
   };
+  index_t n_chunks = 0, split_groups = 0, slots_per_unit = 0;
+  for (index_t c : count) {
+    const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
+    n_chunks += splits;
+    if (splits > 1) ++split_groups;
+  }
   std::vector<Chunk> chunks;
-  index_t split_groups = 0, slots_per_unit = 0;
-  std::vector<index_t> first_slot(count.size(), -1);
+  chunks.reserve(std::size_t(n_chunks));
+  std::vector<std::int32_t> first_slot(count.size(), -1);
   for (index_t cu = 0; cu < count_units; ++cu) {
     index_t slot = 0;  // slots are numbered per unit
     for (index_t qt = 0; qt < q_tiles; ++qt) {
@@ -214,12 +223,12 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
       const index_t c = count[e];
       const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
       if (splits > 1) {
-        first_slot[e] = slot;
+        first_slot[e] = std::int32_t(slot);
         slot += splits;
-        ++split_groups;
       }
       for (index_t s = 0; s < splits; ++s)
-        chunks.push_back(Chunk{cu, qt, s * c / splits, (s + 1) * c / splits, s, splits});
+        chunks.push_back(Chunk{std::int32_t(cu), std::int32_t(qt), std::int32_t(s * c / splits),
+                               std::int32_t((s + 1) * c / splits), std::int32_t(s), std::int32_t(splits), 0});
     }
     slots_per_unit = std::max(slots_per_unit, slot);
   }
@@ -228,18 +237,18 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   // its q-tile's run order (for causal rows, its first kv-tile), so that the work items running
   // at the same time read one kv-head's same kv range. Past 32K keys a
   // kv-head's K/V no longer fits in L2 beside the others', and interleaving heads and ranges made
-  // long causal runs stream K/V from HBM (bench/NOTES.md, e46e70d).
+  // long causal runs stream K/V from HBM (bench/NOTES.md, e46e70d). Ties keep the order the
+  // chunks were made in (q-tile, split), so the sort needs no stability.
   index_t longest_chunk = 1;
-  for (const Chunk& ch : chunks) longest_chunk = std::max(longest_chunk, ch.end - ch.begin);
-  auto length_class = [longest_chunk](const Chunk& ch) {
-    return (ch.end - ch.begin) * 16 / (longest_chunk + 1);
-  };
-  std::stable_sort(chunks.begin(), chunks.end(), [&](const Chunk& a, const Chunk& b) {
-    const index_t ca = length_class(a), cb = length_class(b);
-    if (ca != cb) return ca > cb;
+  for (const Chunk& ch : chunks) longest_chunk = std::max<index_t>(longest_chunk, ch.end - ch.begin);
+  for (Chunk& ch : chunks) ch.length_class = std::int32_t(index_t(ch.end - ch.begin) * 16 / (longest_chunk + 1));
+  std::sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) {
+    if (a.length_class != b.length_class) return a.length_class > b.length_class;
     if (a.count_unit != b.count_unit) return a.count_unit < b.count_unit;
     if (a.begin != b.begin) return a.begin < b.begin;
-    return a.end - a.begin > b.end - b.begin;
+    if (a.end - a.begin != b.end - b.begin) return a.end - a.begin > b.end - b.begin;
+    if (a.q_tile != b.q_tile) return a.q_tile < b.q_tile;
+    return a.split < b.split;
   });
 
   const index_t units_per_chunk = per_unit ? 1 : units;
@@ -252,7 +261,7 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   std::size_t n_items = 0, n_groups = 0;
   for (std::size_t run = 0; run < chunks.size();) {  // runs of one length class
     std::size_t run_end = run + 1;
-    while (run_end < chunks.size() && length_class(chunks[run_end]) == length_class(chunks[run])) ++run_end;
+    while (run_end < chunks.size() && chunks[run_end].length_class == chunks[run].length_class) ++run_end;
     // Runs are the same for every unit of a chunk when the mask is (per_unit masks: walked).
     std::vector<ItemRuns> chunk_runs(per_unit ? 0 : run_end - run);
     if constexpr (!per_unit)
