@@ -668,6 +668,11 @@ int main(int argc, char* argv[]) {
   if constexpr (std::is_same_v<Kokkos::DefaultExecutionSpace, Kokkos::Cuda>)
     ctx.backend += trimix::impl::cuda_engine::uses_wgmma() ? " (wgmma)" : " (mma.sync)";
 #endif
+#if TRIMIX_HAS_HOST_BF16DP
+  // Which tile products bf16 inputs take on host spaces (engine_host_bf16.hpp).
+  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Kokkos::DefaultExecutionSpace::memory_space>::accessible)
+    ctx.backend += trimix::impl::host_bf16::enabled() ? " (bf16: avx512-bf16)" : " (bf16: portable)";
+#endif
   ctx.threads = int(Kokkos::DefaultExecutionSpace().concurrency());
   std::printf("attention_bench: %s, commit %s, Kokkos %s with %d threads\n", ctx.device.c_str(),
               ctx.commit.c_str(), ctx.backend.c_str(), ctx.threads);
