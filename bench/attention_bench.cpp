@@ -63,7 +63,7 @@ struct Options {
   std::string csv;
   std::string io_dir;  ///< inputs from q.bin/k.bin/v.bin, outputs to o_<mask>.bin (raw, [B,H,S,D])
   bool structured = false;  ///< Q/K with sinks, verticals and a local band (fill_structured)
-  bool trace = false;       ///< dynamic masks: timeline of the last timed call (CallTrace)
+  bool trace = false;       ///< dynamic masks: timeline of one more, untimed call (CallTrace)
   std::uint64_t seed = 2025;
 };
 
@@ -88,9 +88,10 @@ void print_usage(const char* program) {
       "  --inputs KIND    normal (unit normal Q/K/V) or structured (Q/K with sinks, vertical\n"
       "                   keys and a local band, as long-context attention has; for the\n"
       "                   dynamic masks)                                  [normal]\n"
-      "  --trace          dynamic masks: print the last timed call's timeline to stderr\n"
-      "                   (Kokkos kernels, allocations, copies and fences, from Kokkos\n"
-      "                   Tools callbacks, which fence every kernel: a diagnosis, not a timing)\n"
+      "  --trace          dynamic masks: one more call after the timed ones prints its\n"
+      "                   timeline to stderr (Kokkos kernels, allocations, copies, fences,\n"
+      "                   from Kokkos Tools callbacks, which fence every kernel: a diagnosis,\n"
+      "                   not a timing)\n"
       "  --io-dir DIR     read Q/K/V from DIR/{q,k,v}.bin instead of drawing them, write each\n"
       "                   mask's output to DIR/o_<mask>.bin (raw elements, [B, H, S, D] order;\n"
       "                   one dtype and one seq; bench/compare_gpu.py uses it)\n\n"
@@ -360,8 +361,6 @@ double causal_block_sparse_pairs(const Map& map) {
   return pairs;
 }
 
-/// A dynamic layer per call: estimate the mask from q and k, plan, attend under Causal & mask.
-/// time_ms is all three (the mask changes with the inputs); estimate_ms and plan_ms its parts.
 /// Timeline of one call from Kokkos Tools callbacks (--trace): kernels with their duration,
 /// allocations and frees with their size, deep copies, fences and regions, in ms since start().
 /// While a callback is set Kokkos fences around every kernel, so durations are real but the call
@@ -372,6 +371,7 @@ class CallTrace {
   static void start() {
     namespace T = Kokkos::Tools::Experimental;
     origin() = std::chrono::steady_clock::now();
+    open().clear();
     T::set_begin_parallel_for_callback(&begin_kernel);
     T::set_begin_parallel_reduce_callback(&begin_kernel);
     T::set_begin_parallel_scan_callback(&begin_kernel);
@@ -449,6 +449,9 @@ class CallTrace {
   static void pop() { std::fprintf(stderr, "    trace %9.3f ms  region end\n", now_ms()); }
 };
 
+/// A dynamic layer per call: estimate the mask from q and k, plan, attend under Causal & mask.
+/// time_ms is all three (the mask changes with the inputs); estimate_ms and plan_ms its parts.
+/// With --trace, one more call after the timed ones prints its timeline (CallTrace).
 template <class Exec, class View4, class Estimate>
 Result time_dynamic_case(const Options& opt, const Exec& exec, const View4& q, const View4& k, const View4& v,
                          const View4& o, const std::string& dtype, const std::string& mask_label,
@@ -506,7 +509,10 @@ Result time_dynamic_case(const Options& opt, const Exec& exec, const View4& q, c
       timed_s += seconds;
       ++r.runs;
     }
-    if (long_run || timed_s > opt.budget_s) break;
+    if (long_run || timed_s > opt.budget_s) {
+      if (!opt.trace) break;
+      i = calls - 2;  // the budget ends the timed calls, not the traced one (the loop's last)
+    }
   }
   auto pick = [](std::vector<double> x) {
     std::sort(x.begin(), x.end());

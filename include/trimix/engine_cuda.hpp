@@ -614,40 +614,40 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     // Finish: o = acc / l, lse; or the partial slot of a split item. The persistent kernel reads
     // the descriptor again from shared memory rather than keeping it live across the tile loop.
     {
-    const WorkItem done = Persistent ? item_slots[buf] : item;
-    const index_t first_row = index_t(done.q_tile) * q_rows;
-    const index_t valid_rows = g.q_rows(done.q_tile);
-    const index_t out_head = first_q_head_of(done);
+      const WorkItem done = Persistent ? item_slots[buf] : item;
+      const index_t first_row = index_t(done.q_tile) * q_rows;
+      const index_t valid_rows = g.q_rows(done.q_tile);
+      const index_t out_head = first_q_head_of(done);
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float l = row_sum[h];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const int r = warp * 16 + row_in_warp + h * 8;
-      const index_t i = r % q_rows;
-      if (i >= valid_rows) continue;
-      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      const index_t head = out_head + r / q_rows;
-      const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
-      if (done.split_slot >= 0) {
-        float* out = p.partial_o + (index_t(done.split_slot) * block_rows + r) * Dim;
+      for (int h = 0; h < 2; ++h) {
+        float l = row_sum[h];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const int r = warp * 16 + row_in_warp + h * 8;
+        const index_t i = r % q_rows;
+        if (i >= valid_rows) continue;
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        const index_t head = out_head + r / q_rows;
+        const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
+        if (done.split_slot >= 0) {
+          float* out = p.partial_o + (index_t(done.split_slot) * block_rows + r) * Dim;
 #pragma unroll
-        for (int dt = 0; dt < d_tiles; ++dt) {
-          const int col = dt * 8 + (lane % 4) * 2;
-          *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+          for (int dt = 0; dt < d_tiles; ++dt) {
+            const int col = dt * 8 + (lane % 4) * 2;
+            *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+          }
+          if (lane % 4 == 0) p.partial_lse[index_t(done.split_slot) * block_rows + r] = lse;
+        } else {
+          Elem* out = p.o + pr.o(done.batch, head, first_row + i, 0);
+#pragma unroll
+          for (int dt = 0; dt < d_tiles; ++dt) {
+            const int col = dt * 8 + (lane % 4) * 2;
+            *reinterpret_cast<unsigned*>(out + col) = pack<Kind>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+          }
+          if (p.lse && lane % 4 == 0)
+            p.lse[done.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
         }
-        if (lane % 4 == 0) p.partial_lse[index_t(done.split_slot) * block_rows + r] = lse;
-      } else {
-        Elem* out = p.o + pr.o(done.batch, head, first_row + i, 0);
-#pragma unroll
-        for (int dt = 0; dt < d_tiles; ++dt) {
-          const int col = dt * 8 + (lane % 4) * 2;
-          *reinterpret_cast<unsigned*>(out + col) = pack<Kind>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
-        }
-        if (p.lse && lane % 4 == 0)
-          p.lse[done.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
       }
-    }
     }
 
     if (!has_next) break;
