@@ -343,42 +343,90 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   // The kv-tiles of an item, as a list of entries in shared memory (tile * 2 + partial, -1 after
   // the last) built before the accumulators exist; the plan keeps items within the list's length
   // (TileShape::max_tiles_per_item). From the plan's runs when it has them: every thread expands
-  // a share. Otherwise thread 0 walks the policy's run cursor (for composed policies a few hundred
-  // bytes of state, which alive during the tile loop spilled the accumulators). Thread 0 also
-  // keeps the item's descriptor beside its list.
+  // a share. Otherwise (head-dependent masks, items of many runs) from the policy's classify, in
+  // chunks of list_chunk kv-tiles: each thread classifies list_per_thread consecutive tiles and a
+  // block scan of the counts gives each visited tile its ordinal in run order (the tile contract:
+  // runs list exactly the tiles classify calls non-empty, in order), so the item keeps ordinals
+  // [tile_begin, tile_end). One thread walking the runs cursor instead kept the other three warps
+  // at the barrier for ~40% of the block-sparse kernel's stall samples: a block-sparse cursor
+  // reads the map one dependent load per tile (bench/NOTES.md). Thread 0 also keeps the item's
+  // descriptor beside its list.
   constexpr int list_capacity = Persistent ? persistent_item_tiles : max_item_tiles;
+  constexpr int list_per_thread = 4, list_chunk = list_per_thread * threads;
   __shared__ int tile_lists[buffers][list_capacity + 1];
   __shared__ WorkItem item_slots[buffers];
-  auto build_list = [&](const WorkItem& it, index_t index, int b) {
-    const ItemRuns item_runs = p.runs[index];
+  __shared__ int list_scan[2][warps];  // per-warp counts of a chunk, double-buffered by chunk parity
+  auto build_list = [&](const WorkItem& it, const ItemRuns& item_runs, int b) {
     int* list = tile_lists[b];
     if (tid == 0) item_slots[b] = it;
+    const int n = min(it.tile_end - it.tile_begin, list_capacity);
     if (item_runs.count >= 0) {
-      const int n = min(it.tile_end - it.tile_begin, list_capacity);
       for (int o = tid; o <= n; o += threads) list[o] = o < n ? run_entry(item_runs, o) : -1;
-    } else if (tid == 0) {
-      // The mask of this item's heads (they share it: the plan packs only heads with the same mask).
-      auto walker = walk_tiles(bind_head(p.mask, it.batch, first_q_head_of(it), pr.q_heads), g, it);
-      int n = 0;
-      index_t t = 0;
-      bool part = false;
-      while (n < list_capacity && walker.next(t, part)) list[n++] = int(t) * 2 + int(part);
-      list[n] = -1;
+      return;
     }
+    // The mask of this item's heads (they share it: the plan packs only heads with the same mask).
+    const auto item_mask = bind_head(p.mask, it.batch, first_q_head_of(it), pr.q_heads);
+    const index_t kv_tiles = g.kv_tiles();
+    const int begin = it.tile_begin, end = it.tile_begin + n;
+    int seen = 0;  // visited tiles before the chunk: the same in every thread, so the loop is uniform
+    for (index_t base = 0; base < kv_tiles && seen < end; base += list_chunk) {
+      const int parity = int(base / list_chunk) & 1;
+      const index_t first_tile = base + tid * list_per_thread;
+      unsigned classes = 0;
+      int mine = 0;
+#pragma unroll
+      for (int k = 0; k < list_per_thread; ++k) {
+        const TileClass c = first_tile + k < kv_tiles ? trimix::classify(item_mask, g, index_t(it.q_tile), first_tile + k)
+                                                      : TileClass::empty;
+        classes |= unsigned(c) << (2 * k);
+        mine += c != TileClass::empty ? 1 : 0;
+      }
+      int inclusive = mine;  // warp scan of the counts
+#pragma unroll
+      for (int d = 1; d < 32; d *= 2) {
+        const int t = __shfl_up_sync(0xffffffffu, inclusive, d);
+        if (lane >= d) inclusive += t;
+      }
+      if (lane == 31) list_scan[parity][warp] = inclusive;
+      __syncthreads();
+      int ordinal = seen + inclusive - mine, total = 0;
+#pragma unroll
+      for (int w = 0; w < warps; ++w) {
+        const int t = list_scan[parity][w];
+        ordinal += w < warp ? t : 0;
+        total += t;
+      }
+#pragma unroll
+      for (int k = 0; k < list_per_thread; ++k) {
+        const unsigned c = (classes >> (2 * k)) & 3u;
+        if (c == 0u) continue;
+        if (ordinal >= begin && ordinal < end)
+          list[ordinal - begin] = int(first_tile + k) * 2 + int(c == unsigned(TileClass::partial));
+        ++ordinal;
+      }
+      seen += total;
+    }
+    if (tid == 0) list[n] = -1;
+    __syncthreads();  // list_scan is free again for the next build (the persistent kernel builds two)
   };
 
   index_t index = blockIdx.x;  // the current item
   int buf = 0;                 // its Q buffer, tile list and descriptor slot
+  int early_entry = -1;        // the first tile, when its K/V load could start before the list
   {
     const WorkItem first = p.items[index];
+    const ItemRuns first_runs = p.runs[index];
     load_q(first, 0);  // in flight while the list is built
-    build_list(first, index, 0);
+    // With runs every thread knows the first tile: its K/V load joins Q's before the list exists.
+    if (first_runs.count >= 0 && first.tile_end > first.tile_begin) early_entry = run_entry(first_runs, 0);
+    if (early_entry >= 0) load_kv(k_column_of(first), v_column_of(first), early_entry >> 1, 0);
+    build_list(first, first_runs, 0);
     if constexpr (Persistent)
-      if (index + gridDim.x < p.item_count) build_list(p.items[index + gridDim.x], index + gridDim.x, 1);
+      if (index + gridDim.x < p.item_count) build_list(p.items[index + gridDim.x], p.runs[index + gridDim.x], 1);
   }
   __syncthreads();
   int entry = tile_lists[0][0];
-  if (entry >= 0) load_kv(k_column_of(item_slots[0]), v_column_of(item_slots[0]), entry >> 1, 0);
+  if (entry >= 0 && early_entry < 0) load_kv(k_column_of(item_slots[0]), v_column_of(item_slots[0]), entry >> 1, 0);
   copy_commit();
   copy_wait_all();
   fence_async_proxy();
@@ -666,7 +714,7 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
       copy_wait_all();
       fence_async_proxy();
     }
-    if (index + gridDim.x < p.item_count) build_list(p.items[index + gridDim.x], index + gridDim.x, buf ^ 1);
+    if (index + gridDim.x < p.item_count) build_list(p.items[index + gridDim.x], p.runs[index + gridDim.x], buf ^ 1);
     __syncthreads();
   }  // items
 }
@@ -746,10 +794,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     using namespace cuda_engine;
     using Mask = decltype(params.mask);
     const index_t items = work.item_count();
-    int device = 0;
-    check(cudaGetDevice(&device), "cudaGetDevice");
-    const int ctas = persistent_ctas(work, device, attention_kernel<Dim, kind, true, T, Mask>,
-                                     shared_bytes<Dim, true>());
+    const int ctas = persistent_ctas(work, attention_kernel<Dim, kind, true, T, Mask>, shared_bytes<Dim, true>());
     if (ctas > 0) {
       launch_kernel(attention_kernel<Dim, kind, true, T, Mask>, exec, params, shared_bytes<Dim, true>(),
                     std::min<index_t>(items, ctas));
@@ -777,7 +822,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
   /// one CTA per item. Also 0 where the plan's items are longer than its tile lists or the
   /// device cannot give it its shared memory (sm_86 / sm_89 at head dim 128).
   template <class Kernel>
-  static int persistent_ctas(const Plan<Kokkos::CudaSpace>& work, int device, Kernel kernel, int bytes) {
+  static int persistent_ctas(const Plan<Kokkos::CudaSpace>& work, Kernel kernel, int bytes) {
     using namespace cuda_engine;
     static const int forced = [] {
       const char* env = std::getenv("TRIMIX_CUDA_PERSISTENT");
@@ -785,6 +830,8 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     }();
     if (forced == 0 || work.item_count() < 2) return 0;
     if (work.max_tiles_per_item > persistent_item_tiles) return 0;  // longer than its tile lists
+    int device = 0;  // asked only here: the default path makes no runtime query per launch
+    check(cudaGetDevice(&device), "cudaGetDevice");
     int optin = 0, static_bytes = int(sizeof(int) * 2 * (persistent_item_tiles + 1) + 2 * sizeof(WorkItem));
     check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "cudaDeviceGetAttribute");
     if (bytes + static_bytes > optin) return 0;

@@ -480,7 +480,9 @@ struct Union {
     return trimix::visible(a, p, j, seq_k) || trimix::visible(b, p, j, seq_k);
   }
   TRIMIX_FUNCTION TileClass classify(const TileGeometry& g, index_t qt, index_t u) const {
-    return impl::max_class(trimix::classify(a, g, qt, u), trimix::classify(b, g, qt, u));
+    // b is not asked where a already decides (a runtime mask's lookups cost more than a compare).
+    const TileClass ca = trimix::classify(a, g, qt, u);
+    return ca == TileClass::full ? ca : impl::max_class(ca, trimix::classify(b, g, qt, u));
   }
   TRIMIX_FUNCTION auto runs(const TileGeometry& g, index_t qt) const {
     using CA = decltype(kv_runs(a, g, qt));
@@ -505,7 +507,8 @@ struct Intersection {
     return trimix::visible(a, p, j, seq_k) && trimix::visible(b, p, j, seq_k);
   }
   TRIMIX_FUNCTION TileClass classify(const TileGeometry& g, index_t qt, index_t u) const {
-    return impl::min_class(trimix::classify(a, g, qt, u), trimix::classify(b, g, qt, u));
+    const TileClass ca = trimix::classify(a, g, qt, u);  // as in Union: b only where a does not decide
+    return ca == TileClass::empty ? ca : impl::min_class(ca, trimix::classify(b, g, qt, u));
   }
   TRIMIX_FUNCTION auto runs(const TileGeometry& g, index_t qt) const {
     using CA = decltype(kv_runs(a, g, qt));
