@@ -218,6 +218,19 @@ TEST_CASE("attention with block-sparse masks matches the reference", "[block_spa
   check_block_sparse_attention<trimix::fp16>(1, 4, 4, 192, 192, 64, 4, 64, 64, 0.6, causal_and, split, rng);
 }
 
+TEST_CASE("block-sparse rows longer than one tile-list chunk", "[block_sparse][attention][sanitize]") {
+  // Over 512 kv-tiles of 64 keys per q-tile: the CUDA engine builds such an item's tile list from
+  // classify in chunks of 512 tiles (ordinals carried from chunk to chunk), and splits of two
+  // tiles start inside either chunk. Per-query-head maps (no packing), Sq < Sk.
+  std::mt19937_64 rng(29);
+  const auto causal_and = [](const auto& map) { return trimix::Causal{} & map.policy(); };
+  const auto alone = [](const auto& map) { return map.policy(); };
+  AttentionOptions split;
+  split.max_tiles_per_item = 2;
+  check_block_sparse_attention<trimix::bf16>(1, 2, 1, 70, 33000, 64, 2, 64, 64, 0.3, causal_and, split, rng);
+  check_block_sparse_attention<trimix::bf16>(1, 2, 1, 70, 33000, 64, 2, 64, 64, 0.3, alone, AttentionOptions{}, rng);
+}
+
 TEST_CASE("block-sparse masks that do not fit throw before any work", "[block_sparse][errors]") {
   using Catch::Matchers::ContainsSubstring;
   std::mt19937_64 rng(3);
