@@ -218,6 +218,24 @@ TEST_CASE("attention with block-sparse masks matches the reference", "[block_spa
   check_block_sparse_attention<trimix::fp16>(1, 4, 4, 192, 192, 64, 4, 64, 64, 0.6, causal_and, split, rng);
 }
 
+TEST_CASE("plans of per-head masks carry no runs: every item asks the policy", "[block_sparse][plan]") {
+  // The plan stages runs only for masks the host knows; per-head items get count -1 in place.
+  std::mt19937_64 rng(31);
+  const auto map = exec_map(random_tile_map(rng, 1, 4, 5, 5, 0.6), 300, 300, 64, 64);
+  trimix::impl::Problem problem;
+  problem.batch = 1;
+  problem.q_heads = 4;
+  problem.kv_heads = 2;
+  problem.seq_q = problem.seq_k = 300;
+  problem.head_dim = 64;
+  const auto plan = trimix::make_plan(ExecSpace(), problem, trimix::Causal{} & map.policy(),
+                                      trimix::TileShape{64, 64, 1, 2}, AttentionOptions{});
+  const auto runs = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), plan.runs);
+  REQUIRE(plan.item_count() > 0);
+  REQUIRE(index_t(runs.extent(0)) == plan.item_count());
+  for (std::size_t i = 0; i < runs.extent(0); ++i) REQUIRE(runs(i).count == -1);
+}
+
 TEST_CASE("block-sparse rows longer than one tile-list chunk", "[block_sparse][attention][sanitize]") {
   // Over 512 kv-tiles of 64 keys per q-tile: the CUDA engine builds such an item's tile list from
   // classify in chunks of 512 tiles (ordinals carried from chunk to chunk), and splits of two

@@ -38,10 +38,11 @@ struct WorkItem {
 
 /// An item's kv-tiles as at most `max_item_runs` runs [begin, end), each Full or Partial, in run
 /// order: filled by the plan when the mask is the same for every head (its runs are known on the
-/// host). Engines expand them in parallel; without them one thread walks the policy's cursor
-/// before the tile loop can start, where for composed policies 23% of the triangle kernel's
-/// warp-stall samples waited (ncu, bench/NOTES.md). `count` is -1 where kernels must walk the
-/// policy: head-dependent masks, or items whose tiles take more runs.
+/// host). Engines expand them in parallel; without them the portable kernel walks the policy's
+/// cursor and the CUDA engine classifies the q-tile's kv-tiles with all its threads (one thread
+/// walking the cursor before the tile loop held 23% of the triangle kernel's warp-stall samples
+/// and ~40% of the block-sparse kernel's: ncu, bench/NOTES.md). `count` is -1 where kernels must
+/// ask the policy: head-dependent masks, or items whose tiles take more runs.
 constexpr int max_item_runs = 6;
 struct ItemRuns {
   std::int32_t count = -1;
@@ -255,14 +256,17 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   plan.split_slots = units * slots_per_unit;
   auto items = Kokkos::View<WorkItem*, Kokkos::HostSpace>("trimix::plan::items",
                                                           std::size_t(units_per_chunk) * chunks.size());
-  auto runs = Kokkos::View<ItemRuns*, Kokkos::HostSpace>("trimix::plan::runs", items.extent(0));
+  // Runs are staged only where the host knows them; items of per-unit masks get count -1 where
+  // the runs live (one ItemRuns is 56 bytes: 1.8 MB a call for a per-head map at 64K).
+  Kokkos::View<ItemRuns*, Kokkos::HostSpace> runs;
+  if constexpr (!per_unit) runs = Kokkos::View<ItemRuns*, Kokkos::HostSpace>("trimix::plan::runs", items.extent(0));
   auto groups = Kokkos::View<SplitGroup*, Kokkos::HostSpace>(
       "trimix::plan::groups", std::size_t(per_unit ? split_groups : units * split_groups));
   std::size_t n_items = 0, n_groups = 0;
   for (std::size_t run = 0; run < chunks.size();) {  // runs of one length class
     std::size_t run_end = run + 1;
     while (run_end < chunks.size() && chunks[run_end].length_class == chunks[run].length_class) ++run_end;
-    // Runs are the same for every unit of a chunk when the mask is (per_unit masks: walked).
+    // Runs are the same for every unit of a chunk when the mask is (per_unit masks have none).
     std::vector<ItemRuns> chunk_runs(per_unit ? 0 : run_end - run);
     if constexpr (!per_unit)
       for (std::size_t c = 0; c < chunk_runs.size(); ++c)
@@ -270,7 +274,7 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
     for (index_t k = 0; k < units_per_chunk; ++k)
       for (std::size_t c = run; c < run_end; ++c) {
         const Chunk& ch = chunks[c];
-        if (!per_unit) runs(n_items) = chunk_runs[c - run];
+        if constexpr (!per_unit) runs(n_items) = chunk_runs[c - run];
         const index_t unit = per_unit ? ch.count_unit : k;
         WorkItem w;
         w.batch = std::int32_t(unit / (problem.kv_heads * head_blocks));
@@ -292,12 +296,15 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   }
   plan.items = Kokkos::View<WorkItem*, Memory>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::items"), n_items);
-  plan.runs = Kokkos::View<ItemRuns*, Memory>(
-      Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::runs"), n_items);
+  if constexpr (per_unit)  // initialised in place: every ItemRuns{} has count -1
+    plan.runs = Kokkos::View<ItemRuns*, Memory>("trimix::plan::runs", n_items);
+  else
+    plan.runs = Kokkos::View<ItemRuns*, Memory>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::runs"), n_items);
   plan.groups = Kokkos::View<SplitGroup*, Memory>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::groups"), n_groups);
   Kokkos::deep_copy(exec, plan.items, items);
-  Kokkos::deep_copy(exec, plan.runs, runs);
+  if constexpr (!per_unit) Kokkos::deep_copy(exec, plan.runs, runs);
   Kokkos::deep_copy(exec, plan.groups, groups);
   exec.fence();  // the host staging views die here
   return plan;
