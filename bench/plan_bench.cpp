@@ -74,12 +74,14 @@ std::uint64_t plan_hash(const Plan& plan) {
   const auto items = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), plan.items);
   for (std::size_t i = 0; i < items.extent(0); ++i) {
     const auto& w = items(i);
-    for (std::int64_t x : {w.batch, w.kv_head, w.head_block, w.q_tile, w.tile_begin, w.tile_end, w.split_slot}) mix(x);
+    const std::int64_t fields[] = {w.batch, w.kv_head, w.head_block, w.q_tile, w.tile_begin, w.tile_end, w.split_slot};
+    for (std::int64_t x : fields) mix(x);
   }
   const auto groups = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), plan.groups);
   for (std::size_t i = 0; i < groups.extent(0); ++i) {
     const auto& s = groups(i);
-    for (std::int64_t x : {s.batch, s.kv_head, s.head_block, s.q_tile, s.first_slot, s.splits}) mix(x);
+    const std::int64_t fields[] = {s.batch, s.kv_head, s.head_block, s.q_tile, s.first_slot, s.splits};
+    for (std::int64_t x : fields) mix(x);
   }
   return h;
 }
