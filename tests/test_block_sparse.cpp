@@ -247,6 +247,9 @@ TEST_CASE("block-sparse rows longer than one tile-list chunk", "[block_sparse][a
   split.max_tiles_per_item = 2;
   check_block_sparse_attention<trimix::bf16>(1, 2, 1, 70, 33000, 64, 2, 64, 64, 0.3, causal_and, split, rng);
   check_block_sparse_attention<trimix::bf16>(1, 2, 1, 70, 33000, 64, 2, 64, 64, 0.3, alone, AttentionOptions{}, rng);
+  // A union: Triangle's runs merged with the map's tiles (classify takes the larger class).
+  const auto triangle_or = [](const auto& map) { return trimix::Triangle{8, 512, 128} | (trimix::Causal{} & map.policy()); };
+  check_block_sparse_attention<trimix::bf16>(1, 1, 1, 200, 33000, 64, 1, 64, 64, 0.05, triangle_or, split, rng);
 }
 
 TEST_CASE("block-sparse masks that do not fit throw before any work", "[block_sparse][errors]") {
