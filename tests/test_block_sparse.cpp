@@ -236,6 +236,87 @@ TEST_CASE("plans of per-head masks carry no runs: every item asks the policy", "
   for (std::size_t i = 0; i < runs.extent(0); ++i) REQUIRE(runs(i).count == -1);
 }
 
+TEST_CASE("plans of per-head masks: every q-tile's tiles once, longest class first, splits merged", "[block_sparse][plan]") {
+  // The per-unit plan is built in the execution space (counts, two scans, one fill). Against the
+  // host's own count of each (unit, q-tile): item ranges tile [0, count) in order, no item is
+  // longer than the split length, classes never rise, inside a class (unit, q-tile) rises, and
+  // split q-tiles own disjoint partial slots with one group each.
+  std::mt19937_64 rng(37);
+  for (const index_t max_tiles : {index_t(0), index_t(3)}) {
+    const index_t seq = 1000, q_heads = 4, kv_heads = 2;
+    const auto map = exec_map(random_tile_map(rng, 2, 4, 16, 16, 0.5), seq, seq, 64, 64);
+    const auto host_map = trimix::mirror<Kokkos::HostSpace>(map);
+    trimix::impl::Problem problem;
+    problem.batch = 2;
+    problem.q_heads = q_heads;
+    problem.kv_heads = kv_heads;
+    problem.seq_q = problem.seq_k = seq;
+    problem.head_dim = 64;
+    AttentionOptions options;
+    options.max_tiles_per_item = max_tiles;
+    const trimix::TileShape shape{32, 64, 1, 0};
+    const auto plan = trimix::make_plan(ExecSpace(), problem, trimix::Causal{} & map.policy(), shape, options);
+    const auto items = to_host(plan.items);
+    const auto groups = to_host(plan.groups);
+    const auto& g = plan.geometry;
+    const index_t q_tiles = g.q_tiles(), units = problem.batch * q_heads;
+    const index_t head_blocks = q_heads / kv_heads / plan.heads_per_item;  // 2: one head per item
+    REQUIRE(plan.heads_per_item == 1);
+    CAPTURE(max_tiles, plan.max_tiles_per_item);
+    std::vector<index_t> count(std::size_t(units * q_tiles)), covered(count.size(), 0);
+    for (index_t u = 0; u < units; ++u)
+      for (index_t qt = 0; qt < q_tiles; ++qt)
+        count[std::size_t(u * q_tiles + qt)] = trimix::impl::visited_tiles(
+            trimix::bind_head(trimix::Causal{} & host_map.policy(), u / q_heads, u % q_heads, q_heads), g, qt);
+    index_t longest = 1;
+    for (std::size_t i = 0; i < items.extent(0); ++i)
+      longest = std::max<index_t>(longest, items(i).tile_end - items(i).tile_begin);
+    std::vector<int> slot_used(std::size_t(plan.split_slots), 0);
+    index_t previous_class = 16, previous_e = -1;
+    for (std::size_t i = 0; i < items.extent(0); ++i) {
+      const auto& w = items(i);
+      const index_t unit = (w.batch * kv_heads + w.kv_head) * head_blocks + w.head_block;
+      const index_t e = unit * q_tiles + w.q_tile;
+      REQUIRE(w.tile_begin == covered[std::size_t(e)]);  // in order, no gap, no overlap
+      covered[std::size_t(e)] = w.tile_end;
+      REQUIRE(w.tile_end - w.tile_begin <= plan.max_tiles_per_item);
+      if (w.split_slot >= 0) {
+        REQUIRE(w.split_slot < plan.split_slots);
+        REQUIRE(slot_used[std::size_t(w.split_slot)]++ == 0);
+      }
+      if (w.tile_begin == 0) {  // an e's first item: the order is by (class of e's longest item, e)
+        index_t e_longest = 0;
+        for (std::size_t j = i; j < items.extent(0) && items(j).q_tile == w.q_tile && items(j).head_block == w.head_block &&
+                                items(j).kv_head == w.kv_head && items(j).batch == w.batch;
+             ++j)
+          e_longest = std::max<index_t>(e_longest, items(j).tile_end - items(j).tile_begin);
+        const index_t e_class = e_longest * 16 / (longest + 1);
+        REQUIRE(e_class <= previous_class);
+        if (e_class == previous_class) REQUIRE(e > previous_e);
+        previous_class = e_class;
+        previous_e = e;
+      }
+    }
+    for (std::size_t e = 0; e < count.size(); ++e) REQUIRE(covered[e] == count[e]);
+    index_t slots = 0;
+    for (std::size_t k = 0; k < groups.extent(0); ++k) {
+      const auto& gr = groups(k);
+      REQUIRE(gr.splits > 1);
+      const index_t unit = (gr.batch * kv_heads + gr.kv_head) * head_blocks + gr.head_block;
+      index_t tiles = 0;
+      for (std::size_t i = 0; i < items.extent(0); ++i)
+        if (items(i).split_slot >= gr.first_slot && items(i).split_slot < gr.first_slot + gr.splits) {
+          REQUIRE(items(i).q_tile == gr.q_tile);
+          tiles += items(i).tile_end - items(i).tile_begin;
+        }
+      REQUIRE(tiles == count[std::size_t(unit * q_tiles + gr.q_tile)]);
+      slots += gr.splits;
+    }
+    REQUIRE(slots == plan.split_slots);
+    if (max_tiles == 3) REQUIRE(groups.extent(0) > 0);
+  }
+}
+
 TEST_CASE("block-sparse rows longer than one tile-list chunk", "[block_sparse][attention][sanitize]") {
   // Over 512 kv-tiles of 64 keys per q-tile: the CUDA engine builds such an item's tile list from
   // classify in chunks of 512 tiles (ordinals carried from chunk to chunk), and splits of two

@@ -133,6 +133,115 @@ inline index_t heads_per_item(index_t group, index_t cap) {
 /// Shortest split: below this a split costs more in combine traffic than it saves.
 constexpr index_t min_tiles_per_split = 8;
 
+/// Split length: `max_tiles_per_item` when set, else twice the mean q-tile (at least
+/// min_tiles_per_split); the longest q-tile with SplitKv::never; never above the engine's bound.
+inline index_t split_length(index_t visited_per_head, index_t q_tiles, index_t longest, const TileShape& shape,
+                            const AttentionOptions& options) {
+  const index_t mean = q_tiles ? (visited_per_head + q_tiles - 1) / q_tiles : 0;
+  index_t chunk = options.max_tiles_per_item > 0 ? options.max_tiles_per_item : std::max(min_tiles_per_split, 2 * mean);
+  if (options.split_kv == SplitKv::never) chunk = std::max<index_t>(longest, 1);
+  if (shape.max_tiles_per_item > 0) chunk = std::min(chunk, shape.max_tiles_per_item);
+  return chunk;
+}
+
+/// The items of a head-dependent (per-unit) mask, built where the mask's data lives: these plans
+/// are made on every call of a dynamic layer, and the host version (count copied back, chunks
+/// sorted and staged, items copied over) took ~6 of the 8 ms of a 64K vertical-slash plan on the
+/// H200 (bench/NOTES.md). Each (unit, q-tile) e visits count(e) tiles, cut into splits(e) items
+/// of length class c(e) = (longest item of e) * 16 / (longest item + 1); the items are ordered by
+/// class, longest first, then by e (unit by unit, q-tiles in order), which one scan over (class,
+/// e) gives; split q-tiles take partial slots and a SplitGroup in e order (a second scan). Four
+/// small results come back to the host (two reductions and two scan totals), nothing else.
+template <class ExecSpace, class Mask>
+void plan_per_unit(const ExecSpace& exec, Plan<typename ExecSpace::memory_space>& plan, const Mask& mask,
+                   index_t units, index_t head_blocks, const TileShape& shape, const AttentionOptions& options) {
+  using Memory = typename ExecSpace::memory_space;
+  using Range = Kokkos::RangePolicy<ExecSpace>;
+  const TileGeometry g = plan.geometry;
+  const index_t q_tiles = g.q_tiles(), n = units * q_tiles, classes = 16;
+  const index_t q_heads = plan.q_heads, kv_heads = plan.kv_heads, heads_per_block = plan.heads_per_item;
+  Kokkos::View<index_t*, Memory> count(Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::counts"),
+                                       std::size_t(n));
+  Kokkos::parallel_for(
+      "trimix::plan[count]", Range(exec, 0, n), KOKKOS_LAMBDA(index_t e) {
+        const index_t unit = e / q_tiles, qt = e % q_tiles;
+        const index_t b = unit / (kv_heads * head_blocks);
+        const index_t first_q_head = unit % (kv_heads * head_blocks) * heads_per_block;
+        count(e) = visited_tiles(bind_head(mask, b, first_q_head, q_heads), g, qt);
+      });
+  index_t visited = 0, longest = 0;
+  Kokkos::parallel_reduce(
+      "trimix::plan[visited]", Range(exec, 0, n), KOKKOS_LAMBDA(index_t e, index_t & sum) { sum += count(e); }, visited);
+  Kokkos::parallel_reduce(
+      "trimix::plan[longest]", Range(exec, 0, n),
+      KOKKOS_LAMBDA(index_t e, index_t & most) { most = count(e) > most ? count(e) : most; },
+      Kokkos::Max<index_t>(longest));
+  plan.visited_tiles = units > 0 ? visited / units : 0;  // per (batch, query head), on average
+  plan.longest_q_tile = longest;
+  const index_t chunk = split_length(plan.visited_tiles, q_tiles, longest, shape, options);
+  plan.max_tiles_per_item = chunk;
+  // Every item is at most min(longest, chunk) tiles long: the classes' scale.
+  const index_t scale = std::max<index_t>(1, std::min(longest, chunk)) + 1;
+
+  // Items before each e: scan over x = rank * n + e (rank 0 the longest class), counting e's
+  // splits where its class has that rank.
+  Kokkos::View<index_t*, Memory> first_item(Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::first_item"),
+                                            std::size_t(n));
+  index_t n_items = 0;
+  Kokkos::parallel_scan(
+      "trimix::plan[order]", Range(exec, 0, classes * n),
+      KOKKOS_LAMBDA(index_t x, index_t & before, bool final) {
+        const index_t e = x % n, c = count(e);
+        const index_t splits = c > chunk ? (c + chunk - 1) / chunk : 1;
+        const index_t cls = (c + splits - 1) / splits * classes / scale;  // of e's longest item
+        if (classes - 1 - x / n != cls) return;
+        if (final) first_item(e) = before;
+        before += splits;
+      },
+      n_items);
+  // Split groups and partial slots before each e, packed as (groups << 32) + slots.
+  Kokkos::View<std::int64_t*, Memory> first_split(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::first_split"), std::size_t(n));
+  std::int64_t split_total = 0;
+  Kokkos::parallel_scan(
+      "trimix::plan[splits]", Range(exec, 0, n),
+      KOKKOS_LAMBDA(index_t e, std::int64_t & before, bool final) {
+        const index_t c = count(e), splits = c > chunk ? (c + chunk - 1) / chunk : 1;
+        if (final) first_split(e) = before;
+        if (splits > 1) before += (std::int64_t(1) << 32) + splits;
+      },
+      split_total);
+  const index_t n_groups = index_t(split_total >> 32);
+  plan.split_slots = index_t(split_total & 0xFFFFFFFF);
+  plan.items = Kokkos::View<WorkItem*, Memory>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::items"),
+                                               std::size_t(n_items));
+  plan.runs = Kokkos::View<ItemRuns*, Memory>("trimix::plan::runs", std::size_t(n_items));  // count -1: ask the policy
+  plan.groups = Kokkos::View<SplitGroup*, Memory>(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::groups"), std::size_t(n_groups));
+  auto items = plan.items;
+  auto groups = plan.groups;
+  Kokkos::parallel_for(
+      "trimix::plan[items]", Range(exec, 0, n), KOKKOS_LAMBDA(index_t e) {
+        const index_t unit = e / q_tiles, qt = e % q_tiles, c = count(e);
+        const index_t splits = c > chunk ? (c + chunk - 1) / chunk : 1;
+        const index_t slot = index_t(first_split(e) & 0xFFFFFFFF), group = index_t(first_split(e) >> 32);
+        WorkItem w;
+        w.batch = std::int32_t(unit / (kv_heads * head_blocks));
+        w.kv_head = std::int32_t(unit / head_blocks % kv_heads);
+        w.head_block = std::int32_t(unit % head_blocks);
+        w.q_tile = std::int32_t(qt);
+        for (index_t s = 0; s < splits; ++s) {
+          w.tile_begin = std::int32_t(s * c / splits);
+          w.tile_end = std::int32_t((s + 1) * c / splits);
+          w.split_slot = splits > 1 ? std::int32_t(slot + s) : -1;
+          items(first_item(e) + s) = w;
+        }
+        if (splits > 1)
+          groups(group) = SplitGroup{w.batch, w.kv_head, w.head_block, w.q_tile, std::int32_t(slot), std::int32_t(splits)};
+      });
+  exec.fence();  // the counts and offsets die here
+}
+
 }  // namespace impl
 
 /// Builds the plan of a problem on the host and copies it to `exec`'s memory space.
@@ -164,149 +273,119 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
   check_policy_fits(mask, "make_plan", g, problem.batch, problem.q_heads);
 
   const index_t units = problem.batch * problem.kv_heads * head_blocks;
-  // Visited tiles per q-tile; for head-dependent masks per (unit, q-tile), counted where the
-  // mask's data lives (the execution space) and copied back: O(units * q_tiles) integers.
+  // Head-dependent masks: per (unit, q-tile), planned where the mask's data lives.
   constexpr bool per_unit = impl::is_head_dependent<Mask>::value;
-  const index_t count_units = per_unit ? units : 1;
-  std::vector<index_t> count(static_cast<std::size_t>(count_units * q_tiles));
   if constexpr (per_unit) {
-    Kokkos::View<index_t*, Memory> counted(Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::counts"),
-                                           count.size());
-    const index_t q_heads = problem.q_heads, heads_per_block = plan.heads_per_item;
-    const index_t kv_heads = problem.kv_heads;
-    Kokkos::parallel_for(
-        "trimix::plan[count]", Kokkos::RangePolicy<ExecSpace>(exec, 0, index_t(count.size())),
-        KOKKOS_LAMBDA(index_t e) {
-          const index_t unit = e / q_tiles, qt = e % q_tiles;
-          const index_t b = unit / (kv_heads * head_blocks);
-          const index_t first_q_head = unit % (kv_heads * head_blocks) * heads_per_block;
-          counted(e) = impl::visited_tiles(bind_head(mask, b, first_q_head, q_heads), g, qt);
-        });
-    auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), counted);
-    for (std::size_t e = 0; e < count.size(); ++e) count[e] = host(e);
+    impl::plan_per_unit(exec, plan, mask, units, head_blocks, shape, options);
   } else {
+    // Otherwise every unit has the same runs: visited tiles per q-tile, on the host.
+    const index_t count_units = 1;
+    std::vector<index_t> count(static_cast<std::size_t>(q_tiles));
     for (index_t qt = 0; qt < q_tiles; ++qt) count[std::size_t(qt)] = impl::visited_tiles(mask, g, qt);
-  }
-  for (index_t c : count) {
-    plan.visited_tiles += c;
-    plan.longest_q_tile = std::max(plan.longest_q_tile, c);
-  }
-  if (per_unit && units > 0) plan.visited_tiles /= units;  // per (batch, query head), on average
-  const index_t mean = q_tiles ? (plan.visited_tiles + q_tiles - 1) / q_tiles : 0;
-  index_t chunk = options.max_tiles_per_item > 0
-                      ? options.max_tiles_per_item
-                      : std::max(impl::min_tiles_per_split, 2 * mean);
-  if (options.split_kv == SplitKv::never) chunk = std::max<index_t>(plan.longest_q_tile, 1);
-  if (shape.max_tiles_per_item > 0) chunk = std::min(chunk, shape.max_tiles_per_item);
-  plan.max_tiles_per_item = chunk;
-
-  // Chunks of each (count unit, q-tile), longest first; then one item per chunk and unit it
-  // stands for (every unit when the mask is the same for all heads, else its own). 32-bit
-  // fields, one allocation and an in-place sort: per-head (dynamic) masks have one chunk per
-  // (head, q-tile), planned on every call, and growing vectors of 48-byte chunks plus a stable
-  // sort's buffer cost more in page faults than the plan's arithmetic (bench/NOTES.md).
-  struct Chunk {
-    std::int32_t count_unit, q_tile, begin, end, split, splits, length_class;
-  };
-  index_t n_chunks = 0, split_groups = 0, slots_per_unit = 0;
-  for (index_t c : count) {
-    const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
-    n_chunks += splits;
-    if (splits > 1) ++split_groups;
-  }
-  std::vector<Chunk> chunks;
-  chunks.reserve(std::size_t(n_chunks));
-  std::vector<std::int32_t> first_slot(count.size(), -1);
-  for (index_t cu = 0; cu < count_units; ++cu) {
-    index_t slot = 0;  // slots are numbered per unit
-    for (index_t qt = 0; qt < q_tiles; ++qt) {
-      const std::size_t e = std::size_t(cu * q_tiles + qt);
-      const index_t c = count[e];
-      const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
-      if (splits > 1) {
-        first_slot[e] = std::int32_t(slot);
-        slot += splits;
-      }
-      for (index_t s = 0; s < splits; ++s)
-        chunks.push_back(Chunk{std::int32_t(cu), std::int32_t(qt), std::int32_t(s * c / splits),
-                               std::int32_t((s + 1) * c / splits), std::int32_t(s), std::int32_t(splits), 0});
+    for (index_t c : count) {
+      plan.visited_tiles += c;
+      plan.longest_q_tile = std::max(plan.longest_q_tile, c);
     }
-    slots_per_unit = std::max(slots_per_unit, slot);
-  }
-  // Order: longest first in 16 coarse length classes (dynamic scheduling ends with short items);
-  // inside a class unit by unit (batch, kv-head, head block) and by the chunk's first ordinal in
-  // its q-tile's run order (for causal rows, its first kv-tile), so that the work items running
-  // at the same time read one kv-head's same kv range. Past 32K keys a
-  // kv-head's K/V no longer fits in L2 beside the others', and interleaving heads and ranges made
-  // long causal runs stream K/V from HBM (bench/NOTES.md, e46e70d). Ties keep the order the
-  // chunks were made in (q-tile, split), so the sort needs no stability.
-  index_t longest_chunk = 1;
-  for (const Chunk& ch : chunks) longest_chunk = std::max<index_t>(longest_chunk, ch.end - ch.begin);
-  for (Chunk& ch : chunks) ch.length_class = std::int32_t(index_t(ch.end - ch.begin) * 16 / (longest_chunk + 1));
-  std::sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) {
-    if (a.length_class != b.length_class) return a.length_class > b.length_class;
-    if (a.count_unit != b.count_unit) return a.count_unit < b.count_unit;
-    if (a.begin != b.begin) return a.begin < b.begin;
-    if (a.end - a.begin != b.end - b.begin) return a.end - a.begin > b.end - b.begin;
-    if (a.q_tile != b.q_tile) return a.q_tile < b.q_tile;
-    return a.split < b.split;
-  });
+    const index_t chunk = impl::split_length(plan.visited_tiles, q_tiles, plan.longest_q_tile, shape, options);
+    plan.max_tiles_per_item = chunk;
 
-  const index_t units_per_chunk = per_unit ? 1 : units;
-  plan.split_slots = units * slots_per_unit;
-  auto items = Kokkos::View<WorkItem*, Kokkos::HostSpace>("trimix::plan::items",
-                                                          std::size_t(units_per_chunk) * chunks.size());
-  // Runs are staged only where the host knows them; items of per-unit masks get count -1 where
-  // the runs live (one ItemRuns is 56 bytes: 1.8 MB a call for a per-head map at 64K).
-  Kokkos::View<ItemRuns*, Kokkos::HostSpace> runs;
-  if constexpr (!per_unit) runs = Kokkos::View<ItemRuns*, Kokkos::HostSpace>("trimix::plan::runs", items.extent(0));
-  auto groups = Kokkos::View<SplitGroup*, Kokkos::HostSpace>(
-      "trimix::plan::groups", std::size_t(per_unit ? split_groups : units * split_groups));
-  std::size_t n_items = 0, n_groups = 0;
-  for (std::size_t run = 0; run < chunks.size();) {  // runs of one length class
-    std::size_t run_end = run + 1;
-    while (run_end < chunks.size() && chunks[run_end].length_class == chunks[run].length_class) ++run_end;
-    // Runs are the same for every unit of a chunk when the mask is (per_unit masks have none).
-    std::vector<ItemRuns> chunk_runs(per_unit ? 0 : run_end - run);
-    if constexpr (!per_unit)
+    // Chunks of each q-tile, longest first; then one item per chunk and unit (the mask is the same
+    // for all of them). 32-bit fields, one allocation and an in-place sort.
+    struct Chunk {
+      std::int32_t count_unit, q_tile, begin, end, split, splits, length_class;
+    };
+    index_t n_chunks = 0, split_groups = 0, slots_per_unit = 0;
+    for (index_t c : count) {
+      const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
+      n_chunks += splits;
+      if (splits > 1) ++split_groups;
+    }
+    std::vector<Chunk> chunks;
+    chunks.reserve(std::size_t(n_chunks));
+    std::vector<std::int32_t> first_slot(count.size(), -1);
+    for (index_t cu = 0; cu < count_units; ++cu) {
+      index_t slot = 0;  // slots are numbered per unit
+      for (index_t qt = 0; qt < q_tiles; ++qt) {
+        const std::size_t e = std::size_t(cu * q_tiles + qt);
+        const index_t c = count[e];
+        const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
+        if (splits > 1) {
+          first_slot[e] = std::int32_t(slot);
+          slot += splits;
+        }
+        for (index_t s = 0; s < splits; ++s)
+          chunks.push_back(Chunk{std::int32_t(cu), std::int32_t(qt), std::int32_t(s * c / splits),
+                                 std::int32_t((s + 1) * c / splits), std::int32_t(s), std::int32_t(splits), 0});
+      }
+      slots_per_unit = std::max(slots_per_unit, slot);
+    }
+    // Order: longest first in 16 coarse length classes (dynamic scheduling ends with short items);
+    // inside a class unit by unit (batch, kv-head, head block) and by the chunk's first ordinal in
+    // its q-tile's run order (for causal rows, its first kv-tile), so that the work items running
+    // at the same time read one kv-head's same kv range. Past 32K keys a
+    // kv-head's K/V no longer fits in L2 beside the others', and interleaving heads and ranges made
+    // long causal runs stream K/V from HBM (bench/NOTES.md, e46e70d). Ties keep the order the
+    // chunks were made in (q-tile, split), so the sort needs no stability.
+    index_t longest_chunk = 1;
+    for (const Chunk& ch : chunks) longest_chunk = std::max<index_t>(longest_chunk, ch.end - ch.begin);
+    for (Chunk& ch : chunks) ch.length_class = std::int32_t(index_t(ch.end - ch.begin) * 16 / (longest_chunk + 1));
+    std::sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) {
+      if (a.length_class != b.length_class) return a.length_class > b.length_class;
+      if (a.count_unit != b.count_unit) return a.count_unit < b.count_unit;
+      if (a.begin != b.begin) return a.begin < b.begin;
+      if (a.end - a.begin != b.end - b.begin) return a.end - a.begin > b.end - b.begin;
+      if (a.q_tile != b.q_tile) return a.q_tile < b.q_tile;
+      return a.split < b.split;
+    });
+
+    const index_t units_per_chunk = units;
+    plan.split_slots = units * slots_per_unit;
+    auto items = Kokkos::View<WorkItem*, Kokkos::HostSpace>("trimix::plan::items",
+                                                            std::size_t(units_per_chunk) * chunks.size());
+    auto runs = Kokkos::View<ItemRuns*, Kokkos::HostSpace>("trimix::plan::runs", items.extent(0));
+    auto groups = Kokkos::View<SplitGroup*, Kokkos::HostSpace>("trimix::plan::groups", std::size_t(units * split_groups));
+    std::size_t n_items = 0, n_groups = 0;
+    for (std::size_t run = 0; run < chunks.size();) {  // runs of one length class
+      std::size_t run_end = run + 1;
+      while (run_end < chunks.size() && chunks[run_end].length_class == chunks[run].length_class) ++run_end;
+      // Runs are the same for every unit of a chunk.
+      std::vector<ItemRuns> chunk_runs(run_end - run);
       for (std::size_t c = 0; c < chunk_runs.size(); ++c)
         chunk_runs[c] = impl::item_runs(mask, g, chunks[run + c].q_tile, chunks[run + c].begin, chunks[run + c].end);
-    for (index_t k = 0; k < units_per_chunk; ++k)
-      for (std::size_t c = run; c < run_end; ++c) {
-        const Chunk& ch = chunks[c];
-        if constexpr (!per_unit) runs(n_items) = chunk_runs[c - run];
-        const index_t unit = per_unit ? ch.count_unit : k;
-        WorkItem w;
-        w.batch = std::int32_t(unit / (problem.kv_heads * head_blocks));
-        w.kv_head = std::int32_t(unit / head_blocks % problem.kv_heads);
-        w.head_block = std::int32_t(unit % head_blocks);
-        w.q_tile = std::int32_t(ch.q_tile);
-        w.tile_begin = std::int32_t(ch.begin);
-        w.tile_end = std::int32_t(ch.end);
-        if (ch.splits > 1) {
-          const index_t base = unit * slots_per_unit + first_slot[std::size_t(ch.count_unit * q_tiles + ch.q_tile)];
-          w.split_slot = std::int32_t(base + ch.split);
-          if (ch.split == 0)
-            groups(n_groups++) = SplitGroup{w.batch, w.kv_head, w.head_block, w.q_tile,
-                                            std::int32_t(base), std::int32_t(ch.splits)};
+      for (index_t k = 0; k < units_per_chunk; ++k)
+        for (std::size_t c = run; c < run_end; ++c) {
+          const Chunk& ch = chunks[c];
+          runs(n_items) = chunk_runs[c - run];
+          const index_t unit = k;
+          WorkItem w;
+          w.batch = std::int32_t(unit / (problem.kv_heads * head_blocks));
+          w.kv_head = std::int32_t(unit / head_blocks % problem.kv_heads);
+          w.head_block = std::int32_t(unit % head_blocks);
+          w.q_tile = std::int32_t(ch.q_tile);
+          w.tile_begin = std::int32_t(ch.begin);
+          w.tile_end = std::int32_t(ch.end);
+          if (ch.splits > 1) {
+            const index_t base = unit * slots_per_unit + first_slot[std::size_t(ch.count_unit * q_tiles + ch.q_tile)];
+            w.split_slot = std::int32_t(base + ch.split);
+            if (ch.split == 0)
+              groups(n_groups++) = SplitGroup{w.batch, w.kv_head, w.head_block, w.q_tile,
+                                              std::int32_t(base), std::int32_t(ch.splits)};
+          }
+          items(n_items++) = w;
         }
-        items(n_items++) = w;
-      }
-    run = run_end;
+      run = run_end;
+    }
+    plan.items = Kokkos::View<WorkItem*, Memory>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::items"), n_items);
+    plan.runs = Kokkos::View<ItemRuns*, Memory>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::runs"),
+                                                 n_items);
+    plan.groups = Kokkos::View<SplitGroup*, Memory>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::groups"), n_groups);
+    Kokkos::deep_copy(exec, plan.items, items);
+    Kokkos::deep_copy(exec, plan.runs, runs);
+    Kokkos::deep_copy(exec, plan.groups, groups);
+    exec.fence();  // the host staging views die here
   }
-  plan.items = Kokkos::View<WorkItem*, Memory>(
-      Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::items"), n_items);
-  if constexpr (per_unit)  // initialised in place: every ItemRuns{} has count -1
-    plan.runs = Kokkos::View<ItemRuns*, Memory>("trimix::plan::runs", n_items);
-  else
-    plan.runs = Kokkos::View<ItemRuns*, Memory>(
-        Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::runs"), n_items);
-  plan.groups = Kokkos::View<SplitGroup*, Memory>(
-      Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::plan::groups"), n_groups);
-  Kokkos::deep_copy(exec, plan.items, items);
-  if constexpr (!per_unit) Kokkos::deep_copy(exec, plan.runs, runs);
-  Kokkos::deep_copy(exec, plan.groups, groups);
-  exec.fence();  // the host staging views die here
   return plan;
 }
 
