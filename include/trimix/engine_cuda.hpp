@@ -3,9 +3,10 @@
 /// NVIDIA tensor-core tile engine: bf16 / fp16 inputs, fp32 accumulation, head dims 64 and 128,
 /// sm_80 and newer.
 ///
-/// One CTA of 4 warps (one warpgroup) per work item of the shared plan; the item's 64 rows (packed
-/// GQA heads x query positions) are split 16 per warp. K and V tiles of 64 keys stream through two
-/// shared-memory stages (cp.async, the next tile loads while the current one is computed). Every
+/// One CTA of one warpgroup (4 warps) per work item of the shared plan; the item's 64 rows (packed
+/// GQA heads x query positions) are split 16 per warp. K and V tiles of 64 keys stream through
+/// `stages` shared-memory buffers (cp.async, the next tiles load while the current one is
+/// computed); two CTAs share an SM. Every
 /// tile is stored in the 128-byte-swizzle layout (tile_offset), which both tile-math paths read:
 ///  - sm_90a code (wgmma): S = Q K^T with Q and K read by the tensor cores through shared-memory
 ///    descriptors, O += P V with P from registers; each K/V byte is read once per 64 rows.
@@ -17,7 +18,8 @@
 /// tile math lives here.
 ///
 /// The engine owns its launch on the execution space instance's stream (it needs more than the
-/// 48 KB of shared memory a Kokkos team gets: 80 KB at head dim 128).
+/// 48 KB of shared memory a Kokkos team gets: 89 KB at head dim 128 with two stages; a device
+/// that gives a CTA less takes the portable kernel, see shared_memory_fits).
 
 #include <trimix/engine.hpp>
 
@@ -42,16 +44,23 @@
 
 namespace trimix::impl::cuda_engine {
 
-constexpr int warps = 4;
+/// K/V shared-memory buffers; the tile loop loads stages - 1 tiles ahead. A compile-time knob
+/// for measuring (bench/NOTES.md has the numbers behind the default).
+#ifndef TRIMIX_CUDA_KV_STAGES
+#define TRIMIX_CUDA_KV_STAGES 2
+#endif
+/// Warpgroups per CTA, 64 rows each. Two (128-row items sharing each K/V tile, one CTA per SM)
+/// took 15% longer for causal than one with two CTAs per SM, also with a producer warpgroup
+/// and ping-pong turns (bench/NOTES.md, branch exp/two-warpgroups).
+constexpr int warpgroups = 1;
+constexpr int warps = 4 * warpgroups;
 constexpr int threads = 32 * warps;
 constexpr int block_rows = 16 * warps;  ///< rows of a work item (heads_per_item * q_rows)
 constexpr int kv_tile = 64;             ///< keys per kv-tile
-constexpr int stages = 2;               ///< K/V shared-memory buffers
+constexpr int stages = TRIMIX_CUDA_KV_STAGES;
 /// Longest tile list of one item (the plan splits longer items, at the price of a partial-output
-/// slot each and the combine pass): 2048 covers causal rows up to 128K keys in one item. The
-/// persistent kernel keeps two lists and takes plans of shorter items only.
+/// slot each and the combine pass): 2048 covers causal rows up to 128K keys in one item.
 constexpr int max_item_tiles = 2048;
-constexpr int persistent_item_tiles = 512;
 
 /// 1 for bf16 storage, 2 for fp16 storage, 0 for types the engine does not take.
 template <class T>
@@ -260,38 +269,44 @@ __device__ __forceinline__ void mma_rs_n128(float (&d)[16][4], const unsigned (&
 
 }  // namespace wgmma
 
-/// Dynamic shared memory of a kernel instantiation: Q buffer(s) and the K/V stages, + 1 KB to
+/// Dynamic shared memory of a kernel instantiation: the Q tile and the K/V stages, + 1 KB to
 /// align the tiles to 1024 bytes.
-template <int Dim, bool Persistent>
+template <int Dim>
 constexpr int shared_bytes() {
-  return ((Persistent ? 2 : 1) * block_rows + 2 * stages * kv_tile) * Dim * 2 + 1024;
+  return (block_rows + 2 * stages * kv_tile) * Dim * 2 + 1024;
+}
+/// Static shared memory of the kernel: the tile list, the item descriptor, the list scan.
+constexpr int static_shared_bytes = int(sizeof(int) * (max_item_tiles + 1 + 2 * warps) + sizeof(WorkItem));
+
+/// Element offset of (row, 16-byte chunk) in the Q buffer: one 64-row swizzled tile per warpgroup.
+template <int Dim>
+__device__ __forceinline__ int q_offset(int row, int chunk) {
+  return (row / tile_rows) * (tile_rows * Dim) + tile_offset(row % tile_rows, chunk);
 }
 
-/// One CTA (one warpgroup) per work item, or, when Persistent (opt-in, see persistent_ctas),
-/// CTAs that loop over items blockIdx.x, blockIdx.x + gridDim.x, ...: each item's prologue (Q
-/// load, first K/V tile) then overlaps the previous item's last tile. That was meant for short
-/// items (Triangle's window rows, ~10 tiles, spent about a third of their stall samples in the
-/// prologue and epilogue) but measured slower than one CTA per item (bench/NOTES.md). The
-/// persistent instantiation double-buffers Q, the tile list and the item descriptor; the plain
-/// one keeps one of each (80 KB of tiles at head dim 128: it fits sm_86/sm_89's 99 KB opt-in).
-template <int Dim, int Kind, bool Persistent, class Elem, class Mask>
+/// One CTA per work item: each warpgroup owns 64 of the item's rows (its own Q tile, scores,
+/// softmax and accumulators) and all share every K/V tile, which all threads load. K/V tiles
+/// stream through `stages` shared-memory buffers, `stages - 1` tiles ahead of the one computed,
+/// with one CTA barrier per tile. Two CTAs per SM overlap one's softmax and prologue with the
+/// other's tensor-core work.
+template <int Dim, int Kind, class Elem, class Mask>
 __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, Mask> p) {
   static_assert(Dim % 64 == 0, "the swizzle needs at least 8 chunks per row");
-  static_assert(block_rows == tile_rows && kv_tile == tile_rows, "tiles are 64 rows (tile_offset)");
+  static_assert(block_rows == warpgroups * tile_rows && kv_tile == tile_rows, "tiles are 64 rows (tile_offset)");
   static_assert(sizeof(Elem) == 2, "16-bit operands");
+  static_assert(stages >= 2, "the next tile loads while the current one is computed");
   constexpr int chunks = Dim / 8;  // 16-byte chunks per row
   constexpr int n_tiles = kv_tile / 8;
   constexpr int d_tiles = Dim / 8;
   constexpr float minus_inf = minus_infinity;
   constexpr bool use_wgmma = TRIMIX_CUDA_WGMMA != 0;
-  constexpr int buffers = Persistent ? 2 : 1;  // Q tiles, tile lists and item descriptors
 
   // Tiles start on 1024-byte boundaries (the swizzle pattern is one of address bits); the launch
   // asks for 1 KB more than the tiles need.
   extern __shared__ __align__(1024) unsigned char shared_raw[];
   unsigned char* shared_tiles = shared_raw + ((1024u - (smem_address(shared_raw) & 1023u)) & 1023u);
   Elem* sq = reinterpret_cast<Elem*>(shared_tiles);
-  Elem* sk = sq + buffers * block_rows * Dim;
+  Elem* sk = sq + block_rows * Dim;
   Elem* sv = sk + stages * kv_tile * Dim;
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -302,15 +317,15 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     return it.kv_head * pr.group_size() + it.head_block * p.heads_per_item;
   };
 
-  // Q tile of item `it` -> Q buffer `b` (zeros past seq_q).
-  auto load_q = [&](const WorkItem& it, int b) {
+  // Q tile of item `it` (zeros past seq_q).
+  auto load_q = [&](const WorkItem& it) {
     const index_t first_q_head = first_q_head_of(it), first_row = index_t(it.q_tile) * q_rows;
     const index_t valid_rows = g.q_rows(it.q_tile);
     for (int e = tid; e < block_rows * chunks; e += threads) {
       const int r = e / chunks, c = e % chunks;
       const index_t i = r % q_rows;
       const bool valid = i < valid_rows;
-      copy_16(smem_address(sq + b * block_rows * Dim + tile_offset(r, c)),
+      copy_16(smem_address(sq + q_offset<Dim>(r, c)),
               p.q + pr.q(it.batch, first_q_head + r / q_rows, first_row + (valid ? i : 0), c * 8), valid);
     }
   };
@@ -318,11 +333,10 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   // tid / chunks + row_step * i, and the swizzle of those rows is the same (row_step is a multiple
   // of 8), so per tile only the row base moves: no 64-bit index arithmetic per copy (the stride
   // products cost more issue slots than the copies; tile_offset moves by 64 elements per row).
-  static_assert(threads % chunks == 0 && (threads / chunks) % 8 == 0, "one chunk column per thread");
+  static_assert(threads % chunks == 0 && (threads / chunks) % 8 == 0 && kv_tile % (threads / chunks) == 0,
+                "one chunk column per thread");
   constexpr int row_step = threads / chunks;
   const int my_chunk = tid % chunks, my_row = tid / chunks;
-  auto k_column_of = [&](const WorkItem& it) { return p.k + pr.k(it.batch, it.kv_head, 0, my_chunk * 8); };
-  auto v_column_of = [&](const WorkItem& it) { return p.v + pr.v(it.batch, it.kv_head, 0, my_chunk * 8); };
   const index_t k_seq = pr.k.seq, v_seq = pr.v.seq;
   const int my_smem = tile_offset(my_row, my_chunk);  // + row_step * 64 per step
   auto load_kv = [&](const Elem* k_column, const Elem* v_column, index_t tile, int stage) {
@@ -340,28 +354,26 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     }
   };
 
-  // The kv-tiles of an item, as a list of entries in shared memory (tile * 2 + partial, -1 after
-  // the last) built before the accumulators exist; the plan keeps items within the list's length
+  // The kv-tiles of the item, as a list of entries in shared memory (tile * 2 + partial) built
+  // before the accumulators exist; the plan keeps items within the list's length
   // (TileShape::max_tiles_per_item). From the plan's runs when it has them: every thread expands
   // a share. Otherwise (head-dependent masks, items of many runs) from the policy's classify, in
   // chunks of list_chunk kv-tiles: each thread classifies list_per_thread consecutive tiles and a
   // block scan of the counts gives each visited tile its ordinal in run order (the tile contract:
   // runs list exactly the tiles classify calls non-empty, in order), so the item keeps ordinals
-  // [tile_begin, tile_end). One thread walking the runs cursor instead kept the other three warps
-  // at the barrier for ~40% of the block-sparse kernel's stall samples: a block-sparse cursor
-  // reads the map one dependent load per tile (bench/NOTES.md). Thread 0 also keeps the item's
-  // descriptor beside its list.
-  constexpr int list_capacity = Persistent ? persistent_item_tiles : max_item_tiles;
+  // [tile_begin, tile_end). One thread walking the runs cursor instead kept the other warps at
+  // the barrier for ~40% of the block-sparse kernel's stall samples: a block-sparse cursor reads
+  // the map one dependent load per tile (bench/NOTES.md). Thread 0 also keeps the item's
+  // descriptor beside its list (read from shared memory it is not live across the tile loop).
   constexpr int list_per_thread = 4, list_chunk = list_per_thread * threads;
-  __shared__ int tile_lists[buffers][list_capacity + 1];
-  __shared__ WorkItem item_slots[buffers];
+  __shared__ int tile_list[max_item_tiles];
+  __shared__ WorkItem item_slot;
   __shared__ int list_scan[2][warps];  // per-warp counts of a chunk, double-buffered by chunk parity
-  auto build_list = [&](const WorkItem& it, const ItemRuns& item_runs, int b) {
-    int* list = tile_lists[b];
-    if (tid == 0) item_slots[b] = it;
-    const int n = min(it.tile_end - it.tile_begin, list_capacity);
+  auto build_list = [&](const WorkItem& it, const ItemRuns& item_runs) {
+    if (tid == 0) item_slot = it;
+    const int n = min(it.tile_end - it.tile_begin, max_item_tiles);
     if (item_runs.count >= 0) {
-      for (int o = tid; o <= n; o += threads) list[o] = o < n ? run_entry(item_runs, o) : -1;
+      for (int o = tid; o < n; o += threads) tile_list[o] = run_entry(item_runs, o);
       return;
     }
     // The mask of this item's heads (they share it: the plan packs only heads with the same mask).
@@ -401,40 +413,41 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
         const unsigned c = (classes >> (2 * k)) & 3u;
         if (c == 0u) continue;
         if (ordinal >= begin && ordinal < end)
-          list[ordinal - begin] = int(first_tile + k) * 2 + int(c == unsigned(TileClass::partial));
+          tile_list[ordinal - begin] = int(first_tile + k) * 2 + int(c == unsigned(TileClass::partial));
         ++ordinal;
       }
       seen += total;
     }
-    if (tid == 0) list[n] = -1;
-    __syncthreads();  // list_scan is free again for the next build (the persistent kernel builds two)
   };
 
-  index_t index = blockIdx.x;  // the current item
-  int buf = 0;                 // its Q buffer, tile list and descriptor slot
-  int early_entry = -1;        // the first tile, when its K/V load could start before the list
+  // Prologue: Q in flight while the list is built, then the first stages - 1 K/V tiles, one
+  // cp.async group each (empty groups keep the count uniform), and a wait for Q and tile 0.
   {
-    const WorkItem first = p.items[index];
-    const ItemRuns first_runs = p.runs[index];
-    load_q(first, 0);  // in flight while the list is built
-    // With runs every thread knows the first tile: its K/V load joins Q's before the list exists.
-    if (first_runs.count >= 0 && first.tile_end > first.tile_begin) early_entry = run_entry(first_runs, 0);
-    if (early_entry >= 0) load_kv(k_column_of(first), v_column_of(first), early_entry >> 1, 0);
-    build_list(first, first_runs, 0);
-    if constexpr (Persistent)
-      if (index + gridDim.x < p.item_count) build_list(p.items[index + gridDim.x], p.runs[index + gridDim.x], 1);
+    const WorkItem first = p.items[blockIdx.x];
+    load_q(first);
+    copy_commit();
+    build_list(first, p.runs[blockIdx.x]);
   }
   __syncthreads();
-  int entry = tile_lists[0][0];
-  if (entry >= 0 && early_entry < 0) load_kv(k_column_of(item_slots[0]), v_column_of(item_slots[0]), entry >> 1, 0);
-  copy_commit();
-  copy_wait_all();
+  const WorkItem item = item_slot;
+  const int tile_count = min(item.tile_end - item.tile_begin, max_item_tiles);
+  const Elem* k_column = p.k + pr.k(item.batch, item.kv_head, 0, my_chunk * 8);
+  const Elem* v_column = p.v + pr.v(item.batch, item.kv_head, 0, my_chunk * 8);
+#pragma unroll
+  for (int s = 0; s < stages - 1; ++s) {
+    if (s < tile_count) load_kv(k_column, v_column, tile_list[s] >> 1, s);
+    copy_commit();
+  }
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(stages - 2));
   fence_async_proxy();
   __syncthreads();
 
-  // wgmma descriptors: K-major Q and K (8-row groups 1024 bytes apart), N-major V (64-column
-  // halves half_tile_bytes apart); a k16 step moves 32 bytes inside a 128-byte row, or to the
-  // next half every 4 steps; a V step of 16 keys moves 16 rows of 128 bytes.
+  // wgmma descriptors: K-major Q (this warpgroup's 64 rows) and K (8-row groups 1024 bytes
+  // apart), N-major V (64-column halves half_tile_bytes apart); a k16 step moves 32 bytes inside
+  // a 128-byte row, or to the next half every 4 steps; a V step of 16 keys moves 16 rows of 128
+  // bytes.
+  [[maybe_unused]] const std::uint64_t q_desc =
+      wgmma::descriptor(smem_address(sq + (warp / 4) * tile_rows * Dim), 16, 1024);
   [[maybe_unused]] const std::uint64_t k_desc = wgmma::descriptor(smem_address(sk), 16, 1024);
   [[maybe_unused]] const std::uint64_t v_desc = wgmma::descriptor(smem_address(sv), half_tile_bytes, 1024);
   [[maybe_unused]] constexpr std::uint64_t stage_step = (kv_tile * Dim * sizeof(Elem)) >> 4;  // descriptor units
@@ -442,281 +455,244 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     return std::uint64_t(((kk >> 2) * half_tile_bytes + (kk & 3) * 32) >> 4);
   };
   const int row_in_warp = lane / 4;  // this thread's rows: row_in_warp and row_in_warp + 8
+  const index_t first_q_head = first_q_head_of(item);
+
+  // mma.sync path: Q as A fragments, rows warp*16 .. +15, all of Dim. The wgmma path reads Q from
+  // shared memory through a descriptor instead (no registers).
+  unsigned qf[Dim / 16][4];
+  if constexpr (!use_wgmma) {
+    const int mat = lane / 8, r = lane % 8;
+    const int row = warp * 16 + r + (mat % 2) * 8;
+#pragma unroll
+    for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + q_offset<Dim>(row, kk * 2 + mat / 2)), qf[kk]);
+  }
+
+  float acc[d_tiles][4];
+#pragma unroll
+  for (int dt = 0; dt < d_tiles; ++dt) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
+  float row_max[2] = {minus_inf, minus_inf}, row_sum[2] = {0.0f, 0.0f};
+  // Query positions of this thread's two rows, computed once: the mask test inside partial tiles
+  // then costs a few compares per score instead of a 64-bit division.
+  index_t row_position[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+    row_position[h] = g.first_position(item.q_tile) + index_t(warp * 16 + row_in_warp + h * 8) % q_rows;
+
   int stage = 0;
-
-  for (;;) {  // items: one pass unless Persistent
-    const WorkItem item = item_slots[buf];
-    const index_t first_q_head = first_q_head_of(item);
-    const index_t first_position = g.first_position(item.q_tile);
-    const Elem* k_column = k_column_of(item);
-    const Elem* v_column = v_column_of(item);
-    const Elem* sq_item = sq + buf * block_rows * Dim;
-    const int* tile_list = tile_lists[buf];
-    const bool has_next = Persistent && index + gridDim.x < p.item_count;
-    bool next_loaded = false;
-
-    // mma.sync path: Q as A fragments, rows warp*16 .. +15, all of Dim. The wgmma path reads Q from
-    // shared memory through a descriptor instead (no registers).
-    unsigned qf[Dim / 16][4];
-    if constexpr (!use_wgmma) {
-      const int mat = lane / 8, r = lane % 8;
-      const int row = warp * 16 + r + (mat % 2) * 8;
-#pragma unroll
-      for (int kk = 0; kk < Dim / 16; ++kk)
-        ldmatrix_x4(smem_address(sq_item + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
-    }
-    [[maybe_unused]] const std::uint64_t q_desc = wgmma::descriptor(smem_address(sq_item), 16, 1024);
-
-    float acc[d_tiles][4];
-#pragma unroll
-    for (int dt = 0; dt < d_tiles; ++dt) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
-    float row_max[2] = {minus_inf, minus_inf}, row_sum[2] = {0.0f, 0.0f};
-    // Query positions of this thread's two rows, computed once: the mask test inside partial tiles
-    // then costs a few compares per score instead of a 64-bit division.
-    index_t row_position[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-      row_position[h] = first_position + index_t(warp * 16 + row_in_warp + h * 8) % q_rows;
-
-    for (int i = 0; entry >= 0; ++i) {
-      const int next_entry = tile_list[i + 1];
-      if (next_entry >= 0) {
-        load_kv(k_column, v_column, next_entry >> 1, stage ^ 1);
-      } else if (has_next) {  // the last tile: the next item's Q and first K/V tile load meanwhile
-        const WorkItem next = item_slots[buf ^ 1];
-        load_q(next, buf ^ 1);
-        const int first = tile_lists[buf ^ 1][0];
-        if (first >= 0) load_kv(k_column_of(next), v_column_of(next), first >> 1, stage ^ 1);
-        next_loaded = true;
-      }
+  for (int i = 0; i < tile_count; ++i) {
+    // The tile stages - 1 ahead goes into the stage tile i - 1 left (every warp passed the barrier
+    // at the end of the previous tile, so none still reads it).
+    {
+      const int ahead = i + stages - 1;
+      const int ahead_stage = stage + stages - 1 < stages ? stage + stages - 1 : stage - 1;
+      if (ahead < tile_count) load_kv(k_column, v_column, tile_list[ahead] >> 1, ahead_stage);
       copy_commit();
-      const index_t tile = entry >> 1;
-      const bool partial = (entry & 1) != 0;
+    }
+    const int entry = tile_list[i];
+    const index_t tile = entry >> 1;
+    const bool partial = (entry & 1) != 0;
 
-      [[maybe_unused]] const Elem* ks = sk + stage * kv_tile * Dim;
-      [[maybe_unused]] const Elem* vs = sv + stage * kv_tile * Dim;
-      // Head-dependent (runtime) masks: which of this thread's 32 scores the mask shows is decided
-      // before the scores exist, so the element test (a bound block-sparse mask is a dozen
-      // registers, its lookups more) never competes with the score registers; inline it spilled
-      // (bench/NOTES.md). Position-only masks test in place below (measured faster for them).
-      constexpr bool runtime_mask = is_head_dependent<Mask>::value;
-      const index_t j0 = g.first_key(tile), keys = g.kv_keys(tile);
-      const bool check = partial || keys < kv_tile;
-      // S = Q K^T (16 x 64 per warp). wgmma: issued here, waited for after the mask bits below.
-      float s[n_tiles][4];
+    [[maybe_unused]] const Elem* ks = sk + stage * kv_tile * Dim;
+    [[maybe_unused]] const Elem* vs = sv + stage * kv_tile * Dim;
+    // Head-dependent (runtime) masks: which of this thread's 32 scores the mask shows is decided
+    // before the scores exist, so the element test (a bound block-sparse mask is a dozen
+    // registers, its lookups more) never competes with the score registers; inline it spilled
+    // (bench/NOTES.md). Position-only masks test in place below (measured faster for them).
+    constexpr bool runtime_mask = is_head_dependent<Mask>::value;
+    const index_t j0 = g.first_key(tile), keys = g.kv_keys(tile);
+    const bool check = partial || keys < kv_tile;
+    // S = Q K^T (16 x 64 per warp). wgmma: issued here, waited for after the mask bits below.
+    float s[n_tiles][4];
 #if TRIMIX_CUDA_WGMMA
-      wgmma::fence();
+    wgmma::fence();
 #pragma unroll
-      for (int kk = 0; kk < Dim / 16; ++kk)
-        wgmma::mma_ss_n64<Kind>(s, q_desc + k_step(kk), k_desc + stage * stage_step + k_step(kk), kk > 0);
-      wgmma::commit();
+    for (int kk = 0; kk < Dim / 16; ++kk)
+      wgmma::mma_ss_n64<Kind>(s, q_desc + k_step(kk), k_desc + stage * stage_step + k_step(kk), kk > 0);
+    wgmma::commit();
 #endif
-      // Position-only policies with visible_bits: each of this thread's two rows as a 64-key bit
-      // mask, shifted so that bit nt * 8 + e % 2 is its score (nt, e); computed while the tensor
-      // cores work on S (wgmma), and per score a bit test replaces the policy's own arithmetic.
-      constexpr bool row_bits = !runtime_mask && has_visible_bits<Mask>::value;
-      static_assert(kv_tile == 64, "one 64-bit mask per row and tile");
-      std::uint64_t seen_bits[2] = {~std::uint64_t(0), ~std::uint64_t(0)};
-      if constexpr (row_bits) {
-        if (check) {
-          const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
+    // Position-only policies with visible_bits: each of this thread's two rows as a 64-key bit
+    // mask, shifted so that bit nt * 8 + e % 2 is its score (nt, e); computed while the tensor
+    // cores work on S (wgmma), and per score a bit test replaces the policy's own arithmetic.
+    constexpr bool row_bits = !runtime_mask && has_visible_bits<Mask>::value;
+    static_assert(kv_tile == 64, "one 64-bit mask per row and tile");
+    std::uint64_t seen_bits[2] = {~std::uint64_t(0), ~std::uint64_t(0)};
+    if constexpr (row_bits) {
+      if (check) {
+        const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
-            seen_bits[h] = (partial ? trimix::visible_bits(p.mask, row_position[h], j0, g.seq_k) : key_bits) >>
-                           ((lane % 4) * 2);
-        }
+        for (int h = 0; h < 2; ++h)
+          seen_bits[h] = (partial ? trimix::visible_bits(p.mask, row_position[h], j0, g.seq_k) : key_bits) >>
+                         ((lane % 4) * 2);
       }
-      unsigned shown = ~0u;
-      if (runtime_mask && check) {
-        const auto tile_mask = bind_head(p.mask, item.batch, first_q_head, pr.q_heads);
-        shown = 0u;
-#pragma unroll
-        for (int nt = 0; nt < n_tiles; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
-            const bool seen =
-                col < keys && (!partial || trimix::visible(tile_mask, row_position[e / 2], j0 + col, g.seq_k));
-            shown |= unsigned(seen) << (nt * 4 + e);
-          }
-      }
-#if TRIMIX_CUDA_WGMMA
-      wgmma::wait_all();
-      wgmma::fence_operands(s);
-#else
-#pragma unroll
-      for (int nt = 0; nt < n_tiles; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-      {
-        const int mat = lane / 8, r = lane % 8;
-#pragma unroll
-        for (int kk = 0; kk < Dim / 16; ++kk) {
-#pragma unroll
-          for (int np = 0; np < n_tiles / 2; ++np) {
-            unsigned b[4];
-            ldmatrix_x4(smem_address(ks + tile_offset(np * 16 + r + (mat / 2) * 8, kk * 2 + mat % 2)), b);
-            mma<Kind>(s[2 * np], qf[kk], b[0], b[1]);
-            mma<Kind>(s[2 * np + 1], qf[kk], b[2], b[3]);
-          }
-        }
-      }
-#endif
-      // Base-2 scores, then the mask where the policy said partial (or past seq_k), in a loop of
-      // its own so that full tiles skip it (with the test inside the scale loop causal was 8%
-      // slower: A/B in bench/NOTES.md, 6c5deb1).
+    }
+    unsigned shown = ~0u;
+    if (runtime_mask && check) {
+      const auto tile_mask = bind_head(p.mask, item.batch, first_q_head, pr.q_heads);
+      shown = 0u;
 #pragma unroll
       for (int nt = 0; nt < n_tiles; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
-      if (check) {
+        for (int e = 0; e < 4; ++e) {
+          const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
+          const bool seen =
+              col < keys && (!partial || trimix::visible(tile_mask, row_position[e / 2], j0 + col, g.seq_k));
+          shown |= unsigned(seen) << (nt * 4 + e);
+        }
+    }
+#if TRIMIX_CUDA_WGMMA
+    wgmma::wait_all();
+    wgmma::fence_operands(s);
+#else
 #pragma unroll
-        for (int nt = 0; nt < n_tiles; ++nt) {
+    for (int nt = 0; nt < n_tiles; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+    {
+      const int mat = lane / 8, r = lane % 8;
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            bool seen;
-            if constexpr (runtime_mask) {
-              seen = (shown >> (nt * 4 + e)) & 1u;
-            } else if constexpr (row_bits) {
-              seen = (seen_bits[e / 2] >> (nt * 8 + e % 2)) & 1u;
-            } else {
-              const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
-              seen = col < keys && (!partial || trimix::visible(p.mask, row_position[e / 2], j0 + col, g.seq_k));
-            }
-            if (!seen) s[nt][e] = minus_inf;
-          }
+      for (int kk = 0; kk < Dim / 16; ++kk) {
+#pragma unroll
+        for (int np = 0; np < n_tiles / 2; ++np) {
+          unsigned b[4];
+          ldmatrix_x4(smem_address(ks + tile_offset(np * 16 + r + (mat / 2) * 8, kk * 2 + mat % 2)), b);
+          mma<Kind>(s[2 * np], qf[kk], b[0], b[1]);
+          mma<Kind>(s[2 * np + 1], qf[kk], b[2], b[3]);
         }
       }
-      // Online softmax, per row (the 4 threads of a quad share a row).
+    }
+#endif
+    // Base-2 scores, then the mask where the policy said partial (or past seq_k), in a loop of
+    // its own so that full tiles skip it (with the test inside the scale loop causal was 8%
+    // slower: A/B in bench/NOTES.md, 6c5deb1).
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float mx = minus_inf;
+    for (int nt = 0; nt < n_tiles; ++nt)
 #pragma unroll
-        for (int nt = 0; nt < n_tiles; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(row_max[h], mx);
-        const float shift = m_new == minus_inf ? 0.0f : m_new;   // nothing seen yet: p = 0
-        const float alpha = m_new == minus_inf ? 1.0f : fast_exp2(row_max[h] - m_new);
-        float sum = 0.0f;
+      for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
+    if (check) {
 #pragma unroll
-        for (int nt = 0; nt < n_tiles; ++nt) {
-          s[nt][2 * h] = fast_exp2(s[nt][2 * h] - shift);
-          s[nt][2 * h + 1] = fast_exp2(s[nt][2 * h + 1] - shift);
-          sum += s[nt][2 * h] + s[nt][2 * h + 1];
+      for (int nt = 0; nt < n_tiles; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          bool seen;
+          if constexpr (runtime_mask) {
+            seen = (shown >> (nt * 4 + e)) & 1u;
+          } else if constexpr (row_bits) {
+            seen = (seen_bits[e / 2] >> (nt * 8 + e % 2)) & 1u;
+          } else {
+            const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
+            seen = col < keys && (!partial || trimix::visible(p.mask, row_position[e / 2], j0 + col, g.seq_k));
+          }
+          if (!seen) s[nt][e] = minus_inf;
         }
-        row_sum[h] = row_sum[h] * alpha + sum;  // this thread's columns; the quad adds up at the end
-        row_max[h] = m_new;
+      }
+    }
+    // Online softmax, per row (the 4 threads of a quad share a row).
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float mx = minus_inf;
+#pragma unroll
+      for (int nt = 0; nt < n_tiles; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(row_max[h], mx);
+      const float shift = m_new == minus_inf ? 0.0f : m_new;   // nothing seen yet: p = 0
+      const float alpha = m_new == minus_inf ? 1.0f : fast_exp2(row_max[h] - m_new);
+      float sum = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < n_tiles; ++nt) {
+        s[nt][2 * h] = fast_exp2(s[nt][2 * h] - shift);
+        s[nt][2 * h + 1] = fast_exp2(s[nt][2 * h + 1] - shift);
+        sum += s[nt][2 * h] + s[nt][2 * h + 1];
+      }
+      row_sum[h] = row_sum[h] * alpha + sum;  // this thread's columns; the quad adds up at the end
+      row_max[h] = m_new;
+#pragma unroll
+      for (int dt = 0; dt < d_tiles; ++dt) {
+        acc[dt][2 * h] *= alpha;
+        acc[dt][2 * h + 1] *= alpha;
+      }
+    }
+    // O += P V: P leaves the score accumulators as A fragments (the same register layout for
+    // mma.sync and wgmma); V through a descriptor (wgmma, transposed B) or ldmatrix.trans.
+    {
+      auto p_fragment = [&](int kk, unsigned(&a)[4]) {
+        a[0] = pack<Kind>(s[2 * kk][0], s[2 * kk][1]);
+        a[1] = pack<Kind>(s[2 * kk][2], s[2 * kk][3]);
+        a[2] = pack<Kind>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        a[3] = pack<Kind>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      };
+#if TRIMIX_CUDA_WGMMA
+      // The tensor cores read the P registers asynchronously: all four stay untouched until the wait.
+      unsigned a[kv_tile / 16][4];
+#pragma unroll
+      for (int kk = 0; kk < kv_tile / 16; ++kk) p_fragment(kk, a[kk]);
+      wgmma::fence_operands(acc);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < kv_tile / 16; ++kk) {
+        const std::uint64_t b = v_desc + stage * stage_step + ((kk * 16 * 128) >> 4);
+        if constexpr (Dim == 128) wgmma::mma_rs_n128<Kind>(acc, a[kk], b, 1);
+        else wgmma::mma_rs_n64<Kind>(acc, a[kk], b, 1);
+      }
+      wgmma::commit();
+      wgmma::wait_all();
+      wgmma::fence_operands(acc);
+#else
+      const int mat = lane / 8, r = lane % 8;
+#pragma unroll
+      for (int kk = 0; kk < kv_tile / 16; ++kk) {
+        unsigned a[4];
+        p_fragment(kk, a);
+#pragma unroll
+        for (int dp = 0; dp < Dim / 16; ++dp) {
+          unsigned b[4];
+          ldmatrix_x4_trans(smem_address(vs + tile_offset(kk * 16 + r + (mat % 2) * 8, dp * 2 + mat / 2)), b);
+          mma<Kind>(acc[2 * dp], a, b[0], b[1]);
+          mma<Kind>(acc[2 * dp + 1], a, b[2], b[3]);
+        }
+      }
+#endif
+    }
+    // Tile i + 1 has landed once at most the stages - 2 younger groups are pending.
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(stages - 2));
+    fence_async_proxy();
+    __syncthreads();
+    stage = stage + 1 < stages ? stage + 1 : 0;
+  }
+
+  // Finish: o = acc / l, lse; or the partial slot of a split item.
+  {
+    const index_t first_row = index_t(item.q_tile) * q_rows;
+    const index_t valid_rows = g.q_rows(item.q_tile);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float l = row_sum[h];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const int r = warp * 16 + row_in_warp + h * 8;
+      const index_t i = r % q_rows;
+      if (i >= valid_rows) continue;
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      const index_t head = first_q_head + r / q_rows;
+      const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
+      if (item.split_slot >= 0) {
+        float* out = p.partial_o + (index_t(item.split_slot) * block_rows + r) * Dim;
 #pragma unroll
         for (int dt = 0; dt < d_tiles; ++dt) {
-          acc[dt][2 * h] *= alpha;
-          acc[dt][2 * h + 1] *= alpha;
+          const int col = dt * 8 + (lane % 4) * 2;
+          *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
         }
-      }
-      // O += P V: P leaves the score accumulators as A fragments (the same register layout for
-      // mma.sync and wgmma); V through a descriptor (wgmma, transposed B) or ldmatrix.trans.
-      {
-        auto p_fragment = [&](int kk, unsigned(&a)[4]) {
-          a[0] = pack<Kind>(s[2 * kk][0], s[2 * kk][1]);
-          a[1] = pack<Kind>(s[2 * kk][2], s[2 * kk][3]);
-          a[2] = pack<Kind>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-          a[3] = pack<Kind>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-        };
-#if TRIMIX_CUDA_WGMMA
-        // The tensor cores read the P registers asynchronously: all four stay untouched until the wait.
-        unsigned a[kv_tile / 16][4];
+        if (lane % 4 == 0) p.partial_lse[index_t(item.split_slot) * block_rows + r] = lse;
+      } else {
+        Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
 #pragma unroll
-        for (int kk = 0; kk < kv_tile / 16; ++kk) p_fragment(kk, a[kk]);
-        wgmma::fence_operands(acc);
-        wgmma::fence();
-#pragma unroll
-        for (int kk = 0; kk < kv_tile / 16; ++kk) {
-          const std::uint64_t b = v_desc + stage * stage_step + ((kk * 16 * 128) >> 4);
-          if constexpr (Dim == 128) wgmma::mma_rs_n128<Kind>(acc, a[kk], b, 1);
-          else wgmma::mma_rs_n64<Kind>(acc, a[kk], b, 1);
+        for (int dt = 0; dt < d_tiles; ++dt) {
+          const int col = dt * 8 + (lane % 4) * 2;
+          *reinterpret_cast<unsigned*>(out + col) = pack<Kind>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
         }
-        wgmma::commit();
-        wgmma::wait_all();
-        wgmma::fence_operands(acc);
-#else
-        const int mat = lane / 8, r = lane % 8;
-#pragma unroll
-        for (int kk = 0; kk < kv_tile / 16; ++kk) {
-          unsigned a[4];
-          p_fragment(kk, a);
-#pragma unroll
-          for (int dp = 0; dp < Dim / 16; ++dp) {
-            unsigned b[4];
-            ldmatrix_x4_trans(smem_address(vs + tile_offset(kk * 16 + r + (mat % 2) * 8, dp * 2 + mat / 2)), b);
-            mma<Kind>(acc[2 * dp], a, b[0], b[1]);
-            mma<Kind>(acc[2 * dp + 1], a, b[2], b[3]);
-          }
-        }
-#endif
-      }
-      copy_wait_all();
-      fence_async_proxy();
-      __syncthreads();
-      entry = next_entry;
-      stage ^= 1;
-    }
-
-    // Finish: o = acc / l, lse; or the partial slot of a split item. The persistent kernel reads
-    // the descriptor again from shared memory rather than keeping it live across the tile loop.
-    {
-      const WorkItem done = Persistent ? item_slots[buf] : item;
-      const index_t first_row = index_t(done.q_tile) * q_rows;
-      const index_t valid_rows = g.q_rows(done.q_tile);
-      const index_t out_head = first_q_head_of(done);
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float l = row_sum[h];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const int r = warp * 16 + row_in_warp + h * 8;
-        const index_t i = r % q_rows;
-        if (i >= valid_rows) continue;
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        const index_t head = out_head + r / q_rows;
-        const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
-        if (done.split_slot >= 0) {
-          float* out = p.partial_o + (index_t(done.split_slot) * block_rows + r) * Dim;
-#pragma unroll
-          for (int dt = 0; dt < d_tiles; ++dt) {
-            const int col = dt * 8 + (lane % 4) * 2;
-            *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
-          }
-          if (lane % 4 == 0) p.partial_lse[index_t(done.split_slot) * block_rows + r] = lse;
-        } else {
-          Elem* out = p.o + pr.o(done.batch, head, first_row + i, 0);
-#pragma unroll
-          for (int dt = 0; dt < d_tiles; ++dt) {
-            const int col = dt * 8 + (lane % 4) * 2;
-            *reinterpret_cast<unsigned*>(out + col) = pack<Kind>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
-          }
-          if (p.lse && lane % 4 == 0)
-            p.lse[done.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
-        }
+        if (p.lse && lane % 4 == 0)
+          p.lse[item.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
       }
     }
-
-    if (!has_next) break;
-    // Next item: its list, descriptor, Q and first K/V tile are in buffer buf ^ 1, loaded during
-    // this item's last tile and waited for by that tile's barrier (an item without tiles had no
-    // last tile: they load here). The barrier first: every warp is past its reads of this item's
-    // descriptor before build_list below reuses the slot for the item after next.
-    index += gridDim.x;
-    buf ^= 1;
-    entry = tile_lists[buf][0];
-    __syncthreads();
-    if (!next_loaded) {
-      load_q(item_slots[buf], buf);
-      if (entry >= 0) load_kv(k_column_of(item_slots[buf]), v_column_of(item_slots[buf]), entry >> 1, stage);
-      copy_commit();
-      copy_wait_all();
-      fence_async_proxy();
-    }
-    if (index + gridDim.x < p.item_count) build_list(p.items[index + gridDim.x], p.runs[index + gridDim.x], buf ^ 1);
-    __syncthreads();
-  }  // items
+  }
 }
 
 inline void check(cudaError_t status, const char* what) {
@@ -744,6 +720,19 @@ inline bool uses_wgmma() {
   return answer;
 }
 
+/// Whether the current device gives one CTA the kernel's shared memory at head dim `dim` (asked
+/// once per process).
+inline bool shared_memory_fits(index_t dim) {
+  static const int optin = [] {
+    int device = 0, bytes = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
+      return 0;
+    return bytes;
+  }();
+  return (dim == 128 ? shared_bytes<128>() : shared_bytes<64>()) + static_shared_bytes <= optin;
+}
+
 /// Largest power of two dividing the GQA group, at most 8: heads packed into one 64-row item.
 inline index_t packed_heads(index_t group) {
   index_t h = 1;
@@ -760,7 +749,9 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
   static constexpr bool available = true;
   static constexpr int kind = cuda_engine::operand_kind<T>();
 
-  static bool handles_shape(const Problem& p) { return p.head_dim == 64 || p.head_dim == 128; }
+  static bool handles_shape(const Problem& p) {
+    return (p.head_dim == 64 || p.head_dim == 128) && cuda_engine::shared_memory_fits(p.head_dim);
+  }
 
   static TileShape shape(const Problem& p) {
     const index_t heads = cuda_engine::packed_heads(p.kv_heads ? p.group_size() : 1);
@@ -793,55 +784,11 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
   static void launch(const Kokkos::Cuda& exec, const Plan<Kokkos::CudaSpace>& work, const Params& params) {
     using namespace cuda_engine;
     using Mask = decltype(params.mask);
-    const index_t items = work.item_count();
-    const int ctas = persistent_ctas(work, attention_kernel<Dim, kind, true, T, Mask>, shared_bytes<Dim, true>());
-    if (ctas > 0) {
-      launch_kernel(attention_kernel<Dim, kind, true, T, Mask>, exec, params, shared_bytes<Dim, true>(),
-                    std::min<index_t>(items, ctas));
-    } else {
-      launch_kernel(attention_kernel<Dim, kind, false, T, Mask>, exec, params, shared_bytes<Dim, false>(), items);
-    }
-  }
-
-  template <class Kernel, class Params>
-  static void launch_kernel(Kernel kernel, const Kokkos::Cuda& exec, const Params& params, int bytes,
-                            index_t grid) {
-    using namespace cuda_engine;
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
-          "cudaFuncSetAttribute");
-    kernel<<<unsigned(grid), threads, bytes, exec.cuda_stream()>>>(params);
-    check(cudaGetLastError(), "kernel launch");
-  }
-
-  /// CTAs of the persistent kernel, or 0 for one CTA per item (the default). The persistent
-  /// kernel measured 4-5% slower than one CTA per item for Triangle and Streaming on the H200,
-  /// and 255 registers (bench/NOTES.md): two CTAs per SM already overlap one item's prologue with
-  /// the other's tiles, and a static item order balances worse than the block scheduler. It stays
-  /// opt-in for measuring and testing, through TRIMIX_CUDA_PERSISTENT: 1 as many CTAs as fit,
-  /// N > 1 at most N (small problems then cross items too, which the GPU tests run); 0 or unset
-  /// one CTA per item. Also 0 where the plan's items are longer than its tile lists or the
-  /// device cannot give it its shared memory (sm_86 / sm_89 at head dim 128).
-  template <class Kernel>
-  static int persistent_ctas(const Plan<Kokkos::CudaSpace>& work, Kernel kernel, int bytes) {
-    using namespace cuda_engine;
-    static const int forced = [] {
-      const char* env = std::getenv("TRIMIX_CUDA_PERSISTENT");
-      return env && *env ? std::max(0, std::atoi(env)) : 0;
-    }();
-    if (forced == 0 || work.item_count() < 2) return 0;
-    if (work.max_tiles_per_item > persistent_item_tiles) return 0;  // longer than its tile lists
-    int device = 0;  // asked only here: the default path makes no runtime query per launch
-    check(cudaGetDevice(&device), "cudaGetDevice");
-    int optin = 0, static_bytes = int(sizeof(int) * 2 * (persistent_item_tiles + 1) + 2 * sizeof(WorkItem));
-    check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "cudaDeviceGetAttribute");
-    if (bytes + static_bytes > optin) return 0;
+    const auto kernel = attention_kernel<Dim, kind, T, Mask>;
+    constexpr int bytes = shared_bytes<Dim>();
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), "cudaFuncSetAttribute");
-    int sms = 0, per_sm = 0;
-    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, bytes),
-          "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-    if (per_sm < 1) return 0;
-    return forced > 1 ? forced : per_sm * sms;
+    kernel<<<unsigned(work.item_count()), threads, bytes, exec.cuda_stream()>>>(params);
+    check(cudaGetLastError(), "kernel launch");
   }
 };
 

@@ -64,11 +64,6 @@ if has test; then
   start=$SECONDS
   "$tests" --reporter compact >"$out/tests.log" 2>&1 || { tail -60 "$out/tests.log"; log "unit tests FAILED"; exit 1; }
   tail -2 "$out/tests.log"
-  # Again with at most 5 persistent CTAs: every launch then takes the CUDA engine's cross-item
-  # path (next item's Q and first K/V tile loaded during the last tile of the current one).
-  TRIMIX_CUDA_PERSISTENT=5 "$tests" --reporter compact >"$out/tests-persistent.log" 2>&1 \
-    || { tail -60 "$out/tests-persistent.log"; log "unit tests (TRIMIX_CUDA_PERSISTENT=5) FAILED"; exit 1; }
-  tail -2 "$out/tests-persistent.log"
   "$build/trianglemix_demo" --seq 4096 --dtype bf16 --repeat 2 >"$out/demo.log" 2>&1 \
     || { tail -30 "$out/demo.log"; log "demo FAILED"; exit 1; }
   tail -12 "$out/demo.log"
@@ -78,12 +73,10 @@ fi
 if has sanitize; then
   start=$SECONDS
   for tool in memcheck racecheck; do
-    for persistent in "" 5; do  # one CTA per item (or the default choice), then cross-item CTAs
-      logfile="$out/sanitize-$tool${persistent:+-persistent}.log"
-      TRIMIX_CUDA_PERSISTENT=$persistent compute-sanitizer --tool "$tool" --error-exitcode 3 "$tests" "[sanitize]" \
-        >"$logfile" 2>&1 || { tail -40 "$logfile"; log "compute-sanitizer $tool (TRIMIX_CUDA_PERSISTENT=$persistent) FAILED"; exit 1; }
-      grep -E "ERROR SUMMARY|All tests passed" "$logfile" | tail -2
-    done
+    logfile="$out/sanitize-$tool.log"
+    compute-sanitizer --tool "$tool" --error-exitcode 3 "$tests" "[sanitize]" \
+      >"$logfile" 2>&1 || { tail -40 "$logfile"; log "compute-sanitizer $tool FAILED"; exit 1; }
+    grep -E "ERROR SUMMARY|All tests passed" "$logfile" | tail -2
   done
   log "sanitize: $((SECONDS - start)) s"
 fi
