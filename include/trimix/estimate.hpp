@@ -264,6 +264,8 @@ TRIMIX_FUNCTION std::uint32_t team_radix_select(const Team& team, index_t n, Wei
 constexpr index_t vs_rows_per_group = 16;
 /// Keys per team of the score kernels.
 constexpr index_t vs_key_chunk = 128;
+/// Device score pass: query rows per thread (one key each) and head dims per scratch slice.
+constexpr index_t vs_device_rows = 64, vs_dim_slice = 32;
 
 /// The score pass of the vertical-slash estimator, one team per (batch, query head, chunk of
 /// vs_key_chunk keys). Rows are the last `last_q` queries, loaded 16 at a time into scratch as
@@ -283,11 +285,93 @@ struct VerticalSlashScores {
   Kokkos::View<const float*, memory_space> row_lse;             ///< [bh][last_q], natural log
   Kokkos::View<float*, memory_space> vertical, slash;            ///< [bh][seq_k]
 
-  TRIMIX_FUNCTION index_t groups() const { return (last_q + vs_rows_per_group - 1) / vs_rows_per_group; }
+  static constexpr bool on_device = estimate_on_device_v<ExecSpace>;
+  static constexpr index_t group_rows = on_device ? vs_device_rows : vs_rows_per_group;
+  TRIMIX_FUNCTION index_t groups() const { return (last_q + group_rows - 1) / group_rows; }
   std::size_t scratch_bytes() const {
+    if constexpr (on_device)
+      return 16 + scratch_floats(vs_dim_slice * (vs_device_rows + 4)) + scratch_floats(vs_dim_slice * (vs_key_chunk + 1)) +
+             scratch_floats(groups() * vs_device_rows + vs_key_chunk - 1) + scratch_floats(vs_device_rows);
     return scratch_floats(shape.head_dim * vs_rows_per_group) +
            scratch_floats(vs_rows_per_group * vs_key_chunk) + scratch_floats(vs_key_chunk) +
            scratch_floats(groups() * vs_rows_per_group + vs_key_chunk - 1) + scratch_floats(vs_rows_per_group);
+  }
+
+  /// The pass on GPU-like spaces (team size = vs_key_chunk, thread = key): each thread holds its
+  /// key's scores for vs_device_rows rows in registers; Q and K pass through scratch in slices of
+  /// vs_dim_slice head dims ([dim][rows], read by broadcast, and [dim][keys + 1], conflict-free
+  /// both ways), so K leaves global memory once per row group, coalesced. Probabilities go
+  /// straight into the key's column sum and, by scratch atomics (the threads of a warp hit
+  /// different diagonals), into the diagonal sums. The host pass below (16 rows, every score
+  /// through scratch, K read per key through L1) took 7.0 of the 10.7 ms of the H200 estimate at
+  /// 64K (bench/NOTES.md).
+  TRIMIX_FUNCTION void device_pass(const Team& team) const {
+    constexpr index_t rows = vs_device_rows, keys = vs_key_chunk, slice = vs_dim_slice;
+    constexpr index_t q_stride = rows + 4, k_stride = keys + 1;  // q_stride keeps float4 alignment
+    const index_t bh = team.league_rank() / chunks, chunk = team.league_rank() % chunks;
+    const index_t b = bh / shape.q_heads, h = bh % shape.q_heads, kv_head = h / shape.group_size();
+    const index_t first_key = chunk * keys, first_row = shape.seq_q - last_q;
+    const index_t first_position = shape.position(first_row);  // = seq_k - last_q
+    const index_t dim = shape.head_dim, n_groups = groups(), n_diagonals = n_groups * rows + keys - 1;
+    float* q_slice = static_cast<float*>(  // 16-byte aligned for the Quad reads
+        team.team_scratch(scratch_level).get_shmem_aligned(scratch_floats(slice * q_stride), 16));
+    float* k_slice = scratch_array(team, scratch_level, slice * k_stride);
+    float* diagonal = scratch_array(team, scratch_level, n_diagonals);
+    float* group_lse = scratch_array(team, scratch_level, rows);
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n_diagonals), [&](index_t t) { diagonal[t] = 0.0f; });
+    const index_t jl = team.team_rank(), j = first_key + jl;  // the launch makes team size = keys
+    float column = 0.0f;
+    for (index_t group = 0; group < n_groups; ++group) {
+      const index_t row0 = group * rows;
+      float acc[rows];
+      TRIMIX_DEVICE_UNROLL
+      for (index_t r = 0; r < rows; ++r) acc[r] = 0.0f;
+      for (index_t d0 = 0; d0 < dim; d0 += slice) {
+        team.team_barrier();  // the previous slice (and group) is consumed
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows * slice), [&](index_t e) {
+          const index_t r = e / slice, d = d0 + e % slice, row = row0 + r;
+          q_slice[(e % slice) * q_stride + r] =
+              row < last_q && d < dim ? load_float(q, shape.q(b, h, first_row + row, d)) * shape.scale_log2 : 0.0f;
+        });
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, keys * slice), [&](index_t e) {
+          const index_t key = first_key + e / slice, d = d0 + e % slice;
+          k_slice[(e % slice) * k_stride + e / slice] =
+              key < shape.seq_k && d < dim ? load_float(k, shape.k(b, kv_head, key, d)) : 0.0f;
+        });
+        if (d0 == 0)  // padded rows get +inf: their p = exp2(-inf) = 0
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows), [&](index_t r) {
+            const index_t row = row0 + r;
+            group_lse[r] = row < last_q ? row_lse(bh * last_q + row) * log2e : -minus_infinity;
+          });
+        team.team_barrier();
+        struct alignas(16) Quad { float x[4]; };  // 16-byte broadcast reads of Q
+        for (index_t d = 0; d < slice; ++d) {
+          const float kv = k_slice[d * k_stride + jl];
+          const Quad* qd = reinterpret_cast<const Quad*>(q_slice + d * q_stride);
+          TRIMIX_DEVICE_UNROLL
+          for (index_t r4 = 0; r4 < rows / 4; ++r4) {
+            const Quad v = qd[r4];
+            TRIMIX_DEVICE_UNROLL
+            for (int e = 0; e < 4; ++e) acc[4 * r4 + e] += v.x[e] * kv;
+          }
+        }
+      }
+      TRIMIX_DEVICE_UNROLL
+      for (index_t r = 0; r < rows; ++r) {
+        const index_t row = row0 + r;
+        const bool seen = row < last_q && j < shape.seq_k && j <= first_position + row;
+        const float p = seen ? exp2_nonpositive(acc[r] - group_lse[r]) : 0.0f;
+        column += p;
+        // Diagonal of (row, jl): offset first_position + row - j, index row - jl + keys - 1.
+        if (p != 0.0f) Kokkos::atomic_add(&diagonal[row + keys - 1 - jl], p);
+      }
+    }
+    team.team_barrier();
+    if (j < shape.seq_k) vertical(bh * shape.seq_k + j) = column;
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n_diagonals), [&](index_t t) {
+      const index_t o = first_position - first_key - (keys - 1) + t;
+      if (o >= 0 && o < shape.seq_k && diagonal[t] != 0.0f) Kokkos::atomic_add(&slash(bh * shape.seq_k + o), diagonal[t]);
+    });
   }
 
   /// Base-2 scores of rows row0 .. row0 + 15 (in q_rows, [dim][rows]) against the chunk's keys into
@@ -331,6 +415,10 @@ struct VerticalSlashScores {
   }
 
   TRIMIX_FUNCTION void operator()(const Team& team) const {
+    if constexpr (on_device) {
+      device_pass(team);
+      return;
+    }
     constexpr index_t rows = vs_rows_per_group, keys = vs_key_chunk;
     const index_t bh = team.league_rank() / chunks, chunk = team.league_rank() % chunks;
     const index_t b = bh / shape.q_heads, h = bh % shape.q_heads, kv_head = h / shape.group_size();
@@ -632,6 +720,10 @@ BlockSparseMap<typename ExecSpace::memory_space> estimate_vertical_slash(const E
     AttentionOptions attention_options;
     attention_options.layout = options.layout;
     attention_options.scale = double(shape.scale_log2) / double(impl::log2e);
+    // Every row here is long (all keys) and there are few of them: without a split length the
+    // plan (splits only past twice the mean) gives one item per q-tile, 32 CTAs for 1.1 ms at
+    // 64K on the H200. Items of 32 kv-tiles keep the GPU full; the combine pass adds little.
+    attention_options.max_tiles_per_item = 32;
     if (options.layout == Layout::bhsd) {
       Kokkos::View<QT****, Kokkos::LayoutRight, memory_space> discarded(
           Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::estimate::o"), shape.batch, shape.q_heads, last_q,
