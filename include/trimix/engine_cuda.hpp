@@ -45,7 +45,8 @@
 namespace trimix::impl::cuda_engine {
 
 /// K/V shared-memory buffers; the tile loop loads stages - 1 tiles ahead. A compile-time knob
-/// for measuring (bench/NOTES.md has the numbers behind the default).
+/// for measuring: 2 is the tested default; 3 measured within 1% of it only in the two-warpgroup
+/// experiment (bench/NOTES.md), and no test has run with another value.
 #ifndef TRIMIX_CUDA_KV_STAGES
 #define TRIMIX_CUDA_KV_STAGES 2
 #endif

@@ -144,6 +144,24 @@ inline index_t split_length(index_t visited_per_head, index_t q_tiles, index_t l
   return chunk;
 }
 
+/// Items a q-tile of `count` visited tiles is cut into at split length `chunk` (at least one:
+/// a q-tile without tiles still writes its rows).
+TRIMIX_FUNCTION index_t split_count(index_t count, index_t chunk) { return count > chunk ? (count + chunk - 1) / chunk : 1; }
+
+/// The item of `unit` (batch, kv-head, head block, in that order of significance) and q-tile
+/// `qt` over its visited tiles [begin, end), without a partial slot.
+TRIMIX_FUNCTION WorkItem unit_item(index_t unit, index_t kv_heads, index_t head_blocks, index_t qt, index_t begin,
+                                   index_t end) {
+  WorkItem w;
+  w.batch = std::int32_t(unit / (kv_heads * head_blocks));
+  w.kv_head = std::int32_t(unit / head_blocks % kv_heads);
+  w.head_block = std::int32_t(unit % head_blocks);
+  w.q_tile = std::int32_t(qt);
+  w.tile_begin = std::int32_t(begin);
+  w.tile_end = std::int32_t(end);
+  return w;
+}
+
 /// The items of a head-dependent (per-unit) mask, built where the mask's data lives: these plans
 /// are made on every call of a dynamic layer, and the host version (count copied back, chunks
 /// sorted and staged, items copied over) took ~6 of the 8 ms of a 64K vertical-slash plan on the
@@ -192,7 +210,7 @@ void plan_per_unit(const ExecSpace& exec, Plan<typename ExecSpace::memory_space>
       "trimix::plan[order]", Range(exec, 0, classes * n),
       KOKKOS_LAMBDA(index_t x, index_t & before, bool final) {
         const index_t e = x % n, c = count(e);
-        const index_t splits = c > chunk ? (c + chunk - 1) / chunk : 1;
+        const index_t splits = split_count(c, chunk);
         const index_t cls = (c + splits - 1) / splits * classes / scale;  // of e's longest item
         if (classes - 1 - x / n != cls) return;
         if (final) first_item(e) = before;
@@ -206,7 +224,7 @@ void plan_per_unit(const ExecSpace& exec, Plan<typename ExecSpace::memory_space>
   Kokkos::parallel_scan(
       "trimix::plan[splits]", Range(exec, 0, n),
       KOKKOS_LAMBDA(index_t e, std::int64_t & before, bool final) {
-        const index_t c = count(e), splits = c > chunk ? (c + chunk - 1) / chunk : 1;
+        const index_t splits = split_count(count(e), chunk);
         if (final) first_split(e) = before;
         if (splits > 1) before += (std::int64_t(1) << 32) + splits;
       },
@@ -222,17 +240,11 @@ void plan_per_unit(const ExecSpace& exec, Plan<typename ExecSpace::memory_space>
   auto groups = plan.groups;
   Kokkos::parallel_for(
       "trimix::plan[items]", Range(exec, 0, n), KOKKOS_LAMBDA(index_t e) {
-        const index_t unit = e / q_tiles, qt = e % q_tiles, c = count(e);
-        const index_t splits = c > chunk ? (c + chunk - 1) / chunk : 1;
+        const index_t unit = e / q_tiles, qt = e % q_tiles, c = count(e), splits = split_count(c, chunk);
         const index_t slot = index_t(first_split(e) & 0xFFFFFFFF), group = index_t(first_split(e) >> 32);
         WorkItem w;
-        w.batch = std::int32_t(unit / (kv_heads * head_blocks));
-        w.kv_head = std::int32_t(unit / head_blocks % kv_heads);
-        w.head_block = std::int32_t(unit % head_blocks);
-        w.q_tile = std::int32_t(qt);
         for (index_t s = 0; s < splits; ++s) {
-          w.tile_begin = std::int32_t(s * c / splits);
-          w.tile_end = std::int32_t((s + 1) * c / splits);
+          w = unit_item(unit, kv_heads, head_blocks, qt, s * c / splits, (s + 1) * c / splits);
           w.split_slot = splits > 1 ? std::int32_t(slot + s) : -1;
           items(first_item(e) + s) = w;
         }
@@ -244,7 +256,8 @@ void plan_per_unit(const ExecSpace& exec, Plan<typename ExecSpace::memory_space>
 
 }  // namespace impl
 
-/// Builds the plan of a problem on the host and copies it to `exec`'s memory space.
+/// Builds the plan of a problem: on the host, copied to `exec`'s memory space, when every head has
+/// the same mask; in `exec` (impl::plan_per_unit) for head-dependent masks.
 template <class ExecSpace, class Mask>
 Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const impl::Problem& problem,
                                                  const Mask& mask, const TileShape& shape,
@@ -279,7 +292,6 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
     impl::plan_per_unit(exec, plan, mask, units, head_blocks, shape, options);
   } else {
     // Otherwise every unit has the same runs: visited tiles per q-tile, on the host.
-    const index_t count_units = 1;
     std::vector<index_t> count(static_cast<std::size_t>(q_tiles));
     for (index_t qt = 0; qt < q_tiles; ++qt) count[std::size_t(qt)] = impl::visited_tiles(mask, g, qt);
     for (index_t c : count) {
@@ -292,56 +304,48 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
     // Chunks of each q-tile, longest first; then one item per chunk and unit (the mask is the same
     // for all of them). 32-bit fields, one allocation and an in-place sort.
     struct Chunk {
-      std::int32_t count_unit, q_tile, begin, end, split, splits, length_class;
+      std::int32_t q_tile, begin, end, split, splits, length_class;
     };
-    index_t n_chunks = 0, split_groups = 0, slots_per_unit = 0;
+    index_t n_chunks = 0, split_groups = 0;
     for (index_t c : count) {
-      const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
+      const index_t splits = impl::split_count(c, chunk);
       n_chunks += splits;
       if (splits > 1) ++split_groups;
     }
     std::vector<Chunk> chunks;
     chunks.reserve(std::size_t(n_chunks));
-    std::vector<std::int32_t> first_slot(count.size(), -1);
-    for (index_t cu = 0; cu < count_units; ++cu) {
-      index_t slot = 0;  // slots are numbered per unit
-      for (index_t qt = 0; qt < q_tiles; ++qt) {
-        const std::size_t e = std::size_t(cu * q_tiles + qt);
-        const index_t c = count[e];
-        const index_t splits = std::max<index_t>(1, (c + chunk - 1) / chunk);
-        if (splits > 1) {
-          first_slot[e] = std::int32_t(slot);
-          slot += splits;
-        }
-        for (index_t s = 0; s < splits; ++s)
-          chunks.push_back(Chunk{std::int32_t(cu), std::int32_t(qt), std::int32_t(s * c / splits),
-                                 std::int32_t((s + 1) * c / splits), std::int32_t(s), std::int32_t(splits), 0});
+    std::vector<std::int32_t> first_slot(count.size(), -1);  // of a split q-tile, within its unit
+    index_t slots_per_unit = 0;
+    for (index_t qt = 0; qt < q_tiles; ++qt) {
+      const index_t c = count[std::size_t(qt)], splits = impl::split_count(c, chunk);
+      if (splits > 1) {
+        first_slot[std::size_t(qt)] = std::int32_t(slots_per_unit);
+        slots_per_unit += splits;
       }
-      slots_per_unit = std::max(slots_per_unit, slot);
+      for (index_t s = 0; s < splits; ++s)
+        chunks.push_back(Chunk{std::int32_t(qt), std::int32_t(s * c / splits), std::int32_t((s + 1) * c / splits),
+                               std::int32_t(s), std::int32_t(splits), 0});
     }
     // Order: longest first in 16 coarse length classes (dynamic scheduling ends with short items);
-    // inside a class unit by unit (batch, kv-head, head block) and by the chunk's first ordinal in
-    // its q-tile's run order (for causal rows, its first kv-tile), so that the work items running
-    // at the same time read one kv-head's same kv range. Past 32K keys a
-    // kv-head's K/V no longer fits in L2 beside the others', and interleaving heads and ranges made
-    // long causal runs stream K/V from HBM (bench/NOTES.md, e46e70d). Ties keep the order the
-    // chunks were made in (q-tile, split), so the sort needs no stability.
+    // inside a class unit by unit (batch, kv-head, head block: the item loop below) and by the
+    // chunk's first ordinal in its q-tile's run order (for causal rows, its first kv-tile), so
+    // that the work items running at the same time read one kv-head's same kv range. Past 32K
+    // keys a kv-head's K/V no longer fits in L2 beside the others', and interleaving heads and
+    // ranges made long causal runs stream K/V from HBM (bench/NOTES.md, e46e70d). Ties keep the
+    // order the chunks were made in (q-tile, split), so the sort needs no stability.
     index_t longest_chunk = 1;
     for (const Chunk& ch : chunks) longest_chunk = std::max<index_t>(longest_chunk, ch.end - ch.begin);
     for (Chunk& ch : chunks) ch.length_class = std::int32_t(index_t(ch.end - ch.begin) * 16 / (longest_chunk + 1));
     std::sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) {
       if (a.length_class != b.length_class) return a.length_class > b.length_class;
-      if (a.count_unit != b.count_unit) return a.count_unit < b.count_unit;
       if (a.begin != b.begin) return a.begin < b.begin;
       if (a.end - a.begin != b.end - b.begin) return a.end - a.begin > b.end - b.begin;
       if (a.q_tile != b.q_tile) return a.q_tile < b.q_tile;
       return a.split < b.split;
     });
 
-    const index_t units_per_chunk = units;
     plan.split_slots = units * slots_per_unit;
-    auto items = Kokkos::View<WorkItem*, Kokkos::HostSpace>("trimix::plan::items",
-                                                            std::size_t(units_per_chunk) * chunks.size());
+    auto items = Kokkos::View<WorkItem*, Kokkos::HostSpace>("trimix::plan::items", std::size_t(units) * chunks.size());
     auto runs = Kokkos::View<ItemRuns*, Kokkos::HostSpace>("trimix::plan::runs", items.extent(0));
     auto groups = Kokkos::View<SplitGroup*, Kokkos::HostSpace>("trimix::plan::groups", std::size_t(units * split_groups));
     std::size_t n_items = 0, n_groups = 0;
@@ -352,20 +356,13 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
       std::vector<ItemRuns> chunk_runs(run_end - run);
       for (std::size_t c = 0; c < chunk_runs.size(); ++c)
         chunk_runs[c] = impl::item_runs(mask, g, chunks[run + c].q_tile, chunks[run + c].begin, chunks[run + c].end);
-      for (index_t k = 0; k < units_per_chunk; ++k)
+      for (index_t unit = 0; unit < units; ++unit)
         for (std::size_t c = run; c < run_end; ++c) {
           const Chunk& ch = chunks[c];
           runs(n_items) = chunk_runs[c - run];
-          const index_t unit = k;
-          WorkItem w;
-          w.batch = std::int32_t(unit / (problem.kv_heads * head_blocks));
-          w.kv_head = std::int32_t(unit / head_blocks % problem.kv_heads);
-          w.head_block = std::int32_t(unit % head_blocks);
-          w.q_tile = std::int32_t(ch.q_tile);
-          w.tile_begin = std::int32_t(ch.begin);
-          w.tile_end = std::int32_t(ch.end);
+          WorkItem w = impl::unit_item(unit, problem.kv_heads, head_blocks, ch.q_tile, ch.begin, ch.end);
           if (ch.splits > 1) {
-            const index_t base = unit * slots_per_unit + first_slot[std::size_t(ch.count_unit * q_tiles + ch.q_tile)];
+            const index_t base = unit * slots_per_unit + first_slot[std::size_t(ch.q_tile)];
             w.split_slot = std::int32_t(base + ch.split);
             if (ch.split == 0)
               groups(n_groups++) = SplitGroup{w.batch, w.kv_head, w.head_block, w.q_tile,
