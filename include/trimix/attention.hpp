@@ -157,9 +157,7 @@ void run_attention(const ExecSpace& exec, const AttentionPlan<ExecSpace, Mask>& 
     CombineKernel<ExecSpace, TQ, TK, TV, TO> combine{args, plan.work.geometry, plan.work.heads_per_item,
                                                      rows, dim, plan.work.groups,
                                                      plan.partial_o.data(), plan.partial_lse.data()};
-    Kokkos::parallel_for("trimix::combine[" + name + "]",
-                         Kokkos::TeamPolicy<ExecSpace>(exec, int(plan.work.group_count()), Kokkos::AUTO),
-                         combine);
+    Kokkos::parallel_for("trimix::combine[" + name + "]", combine.policy(exec, plan.work.group_count()), combine);
   }
 }
 

@@ -12,10 +12,27 @@
 
 namespace trimix::impl {
 
+/// Launch shape of the combine: on GPU-like spaces a team takes `rows_per_team` rows of a group,
+/// a thread one row with its head dims over the vector lanes (coalesced reads of the partial
+/// outputs); on CPUs a team takes a whole group. One team per group with one thread per row, head
+/// dims serial, took 0.43 ms to merge 32 groups of 32 splits on the H200 (bench/NOTES.md).
+template <class ExecSpace, class = void>
+struct combine_launch {
+  static constexpr index_t rows_per_team = 0;  // 0: the whole group
+  static constexpr int vector_length = 1;
+};
+template <class ExecSpace>
+struct combine_launch<ExecSpace, std::enable_if_t<!Kokkos::SpaceAccessibility<
+                                     Kokkos::HostSpace, typename ExecSpace::memory_space>::accessible>> {
+  static constexpr index_t rows_per_team = 4;
+  static constexpr int vector_length = 32;
+};
+
 template <class ExecSpace, class TQ, class TK, class TV, class TO>
 struct CombineKernel {
   using Team = typename Kokkos::TeamPolicy<ExecSpace>::member_type;
   using Memory = typename ExecSpace::memory_space;
+  using Launch = combine_launch<ExecSpace>;
 
   AttentionArgs<TQ, TK, TV, TO> args;
   TileGeometry geometry;
@@ -24,14 +41,27 @@ struct CombineKernel {
   const float* partial_o;
   const float* partial_lse;
 
+  TRIMIX_FUNCTION index_t rows_per_team() const { return Launch::rows_per_team > 0 ? Launch::rows_per_team : rows; }
+  TRIMIX_FUNCTION index_t teams_per_group() const { return (rows + rows_per_team() - 1) / rows_per_team(); }
+  Kokkos::TeamPolicy<ExecSpace> policy(const ExecSpace& exec, index_t group_count) const {
+    const int league = int(group_count * teams_per_group());
+    if constexpr (Launch::rows_per_team > 0)
+      return Kokkos::TeamPolicy<ExecSpace>(exec, league, int(Launch::rows_per_team), Launch::vector_length);
+    else
+      return Kokkos::TeamPolicy<ExecSpace>(exec, league, Kokkos::AUTO);
+  }
+
   TRIMIX_FUNCTION void operator()(const Team& team) const {
-    const SplitGroup g = groups(team.league_rank());
+    const index_t per_group = teams_per_group();
+    const index_t row_begin = team.league_rank() % per_group * rows_per_team();
+    const index_t row_end = row_begin + rows_per_team() < rows ? row_begin + rows_per_team() : rows;
+    const SplitGroup g = groups(team.league_rank() / per_group);
     const Problem& p = args.problem;
     const index_t q_rows = geometry.q_tile;
     const index_t first_q_head = g.kv_head * p.group_size() + g.head_block * heads_per_item;
     const index_t first_row = index_t(g.q_tile) * q_rows;
     const index_t valid_rows = geometry.q_rows(g.q_tile);
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows), [&](index_t r) {
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, row_begin, row_end), [&](index_t r) {
       const index_t i = r % q_rows;
       if (i >= valid_rows) return;
       float max_lse = minus_infinity;
