@@ -15,20 +15,21 @@ using trimix::index_t;
 
 namespace {
 
+/// The plan of `mask` at this shape; its items never exceed the split length in effect and cover
+/// every visited tile of every (unit, q-tile) once.
 template <class Mask>
-void check_cap(const Mask& mask, index_t seq, index_t cap, trimix::SplitKv split) {
+auto check_items(const Mask& mask, index_t seq, const trimix::TileShape& shape, trimix::SplitKv split) {
   trimix::impl::Problem problem;
   problem.batch = 2;
   problem.q_heads = 8;
   problem.kv_heads = 2;
   problem.seq_q = problem.seq_k = seq;
   problem.head_dim = 64;
-  const trimix::TileShape shape{16, 64, 4, cap};
   trimix::AttentionOptions options;
   options.split_kv = split;
   const auto plan = trimix::make_plan(trimix_test::ExecSpace(), problem, mask, shape, options);
   auto items = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), plan.items);
-  REQUIRE(plan.max_tiles_per_item <= cap);
+  const index_t cap = plan.max_tiles_per_item;
   // Tiles per (batch, kv_head, head_block, q_tile), summed over the item's splits.
   std::map<std::tuple<int, int, int, int>, index_t> covered;
   for (std::size_t i = 0; i < items.extent(0); ++i) {
@@ -48,6 +49,13 @@ void check_cap(const Mask& mask, index_t seq, index_t cap, trimix::SplitKv split
       if (std::get<3>(key) == qt) CHECK(tiles == visited);
   }
   CHECK(index_t(covered.size()) == expected_entries);
+  return plan;
+}
+
+template <class Mask>
+void check_cap(const Mask& mask, index_t seq, index_t cap, trimix::SplitKv split) {
+  const auto plan = check_items(mask, seq, trimix::TileShape{16, 64, 4, cap}, split);
+  REQUIRE(plan.max_tiles_per_item <= cap);
 }
 
 /// Every item's runs (filled for masks that are the same for every head) expand to exactly the
@@ -102,4 +110,37 @@ TEST_CASE("plan: an engine's max_tiles_per_item bounds every item, even with Spl
     check_cap(trimix::Triangle{8, 512, 128}, 4100, 3, split);
     check_cap(trimix::Causal{}, 100, 512, split);   // a cap above every row changes nothing
   }
+}
+
+TEST_CASE("plan: an engine that runs few items at once gets splits of at least a balanced share",
+          "[plan]") {
+  // Triangle's last rows are far longer than the mean q-tile: split at twice the mean without the
+  // engine's concurrency, at all visited tiles / concurrent items with it.
+  const trimix::Triangle triangle{8, 512, 128};
+  const index_t seq = 8192;
+  const auto unknown = check_items(triangle, seq, trimix::TileShape{16, 64, 4, 0, 0}, trimix::SplitKv::automatic);
+  const index_t q_tiles = unknown.geometry.q_tiles();
+  const index_t mean = (unknown.visited_tiles + q_tiles - 1) / q_tiles;
+  CHECK(unknown.max_tiles_per_item == std::max<index_t>(8, 2 * mean));
+  const index_t units = 2 * 2 * (4 / unknown.heads_per_item);  // batch * kv_heads * head blocks
+  for (index_t concurrent : {4, 16, 100000}) {
+    CAPTURE(concurrent);
+    const auto known =
+        check_items(triangle, seq, trimix::TileShape{16, 64, 4, 0, concurrent}, trimix::SplitKv::automatic);
+    const index_t share = known.visited_tiles * units / concurrent;
+    CHECK(known.max_tiles_per_item == std::max(unknown.max_tiles_per_item, share));
+    CHECK(known.items.extent(0) <= unknown.items.extent(0));
+    CHECK(known.split_slots <= unknown.split_slots);
+  }
+  // An explicit max_tiles_per_item still wins: check_items' coverage with the options' length.
+  trimix::impl::Problem problem;
+  problem.batch = 1;
+  problem.q_heads = problem.kv_heads = 1;
+  problem.seq_q = problem.seq_k = seq;
+  problem.head_dim = 64;
+  trimix::AttentionOptions options;
+  options.max_tiles_per_item = 3;
+  const auto plan = trimix::make_plan(trimix_test::ExecSpace(), problem, triangle,
+                                      trimix::TileShape{16, 64, 4, 0, 4}, options);
+  CHECK(plan.max_tiles_per_item == 3);
 }

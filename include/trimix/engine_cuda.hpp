@@ -742,6 +742,27 @@ inline bool shared_memory_fits(index_t dim) {
   return (dim == 128 ? shared_bytes<128>() : shared_bytes<64>()) + static_shared_bytes <= optin;
 }
 
+/// Items the device runs at once at head dim `dim`: SMs x the CTAs one SM's shared memory holds,
+/// at most two (the registers of the D128 kernel allow two; asked once per process).
+inline index_t concurrent_items(index_t dim) {
+  static const int sms = [] {
+    int device = 0, n = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+      return 0;
+    return n;
+  }();
+  static const int per_sm_bytes = [] {
+    int device = 0, n = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) != cudaSuccess)
+      return 0;
+    return n;
+  }();
+  const int per_cta = (dim == 128 ? shared_bytes<128>() : shared_bytes<64>()) + static_shared_bytes;
+  return index_t(sms) * std::min(2, per_sm_bytes / per_cta);
+}
+
 /// Largest power of two dividing the GQA group, at most 8: heads packed into one 64-row item.
 inline index_t packed_heads(index_t group) {
   index_t h = 1;
@@ -764,7 +785,8 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
 
   static TileShape shape(const Problem& p) {
     const index_t heads = cuda_engine::packed_heads(p.kv_heads ? p.group_size() : 1);
-    return TileShape{cuda_engine::block_rows / heads, cuda_engine::kv_tile, heads, cuda_engine::max_item_tiles};
+    return TileShape{cuda_engine::block_rows / heads, cuda_engine::kv_tile, heads, cuda_engine::max_item_tiles,
+                     cuda_engine::concurrent_items(p.head_dim)};
   }
 
   /// 16-byte loads need contiguous head_dim and 8-element-aligned rows.
