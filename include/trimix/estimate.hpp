@@ -264,8 +264,9 @@ TRIMIX_FUNCTION std::uint32_t team_radix_select(const Team& team, index_t n, Wei
 constexpr index_t vs_rows_per_group = 16;
 /// Keys per team of the score kernels.
 constexpr index_t vs_key_chunk = 128;
-/// Device score pass: query rows per thread (one key each) and head dims per scratch slice.
-constexpr index_t vs_device_rows = 64, vs_dim_slice = 32;
+/// Device score pass: query rows per team and group, head dims per scratch slice, and the block
+/// of scores one thread holds (rows x keys).
+constexpr index_t vs_device_rows = 64, vs_dim_slice = 32, vs_row_tile = 16, vs_key_tile = 4;
 
 /// The score pass of the vertical-slash estimator, one team per (batch, query head, chunk of
 /// vs_key_chunk keys). Rows are the last `last_q` queries, loaded 16 at a time into scratch as
@@ -290,42 +291,56 @@ struct VerticalSlashScores {
   TRIMIX_FUNCTION index_t groups() const { return (last_q + group_rows - 1) / group_rows; }
   std::size_t scratch_bytes() const {
     if constexpr (on_device)
-      return 16 + scratch_floats(vs_dim_slice * (vs_device_rows + 4)) + scratch_floats(vs_dim_slice * (vs_key_chunk + 1)) +
-             scratch_floats(groups() * vs_device_rows + vs_key_chunk - 1) + scratch_floats(vs_device_rows);
+      return 32 + scratch_floats(vs_dim_slice * (vs_device_rows + 4)) + scratch_floats(vs_dim_slice * (vs_key_chunk + 4)) +
+             scratch_floats(groups() * vs_device_rows + vs_key_chunk - 1) +
+             scratch_floats(vs_device_rows / vs_row_tile * vs_key_chunk) + scratch_floats(vs_device_rows);
     return scratch_floats(shape.head_dim * vs_rows_per_group) +
            scratch_floats(vs_rows_per_group * vs_key_chunk) + scratch_floats(vs_key_chunk) +
            scratch_floats(groups() * vs_rows_per_group + vs_key_chunk - 1) + scratch_floats(vs_rows_per_group);
   }
 
-  /// The pass on GPU-like spaces (team size = vs_key_chunk, thread = key): each thread holds its
-  /// key's scores for vs_device_rows rows in registers; Q and K pass through scratch in slices of
-  /// vs_dim_slice head dims ([dim][rows], read by broadcast, and [dim][keys + 1], conflict-free
-  /// both ways), so K leaves global memory once per row group, coalesced. Probabilities go
-  /// straight into the key's column sum and, by scratch atomics (the threads of a warp hit
-  /// different diagonals), into the diagonal sums. The host pass below (16 rows, every score
-  /// through scratch, K read per key through L1) took 7.0 of the 10.7 ms of the H200 estimate at
-  /// 64K (bench/NOTES.md).
+  /// The pass on GPU-like spaces: a team of vs_key_chunk threads scores vs_device_rows rows
+  /// against the chunk's keys, each thread a vs_row_tile x vs_key_tile block of scores in
+  /// registers (warp w: rows 16w ..; lane l: keys 4l ..). Q and K pass through scratch in slices
+  /// of vs_dim_slice head dims ([dim][rows] and [dim][keys], rows padded to keep 16-byte reads),
+  /// so per head dim a thread reads four broadcast float4 of Q and one float4 of K for 64
+  /// multiply-adds. The thread first sums its block's probabilities per key (column sums, one
+  /// scratch slot per (warp, key), no atomics) and per diagonal (19 per thread), then adds those
+  /// to the chunk's diagonals by scratch atomics. At 64K on the H200 this takes 2.9 ms; the
+  /// previous pass (one key per thread, 64 rows, 17 scratch reads and one atomic per 64
+  /// multiply-adds) 4.0 ms. Unrolled slice loads and a 4-teams-per-SM launch bound did not help
+  /// (bench/NOTES.md); the next step is a profile, then the score tile on the tensor cores.
   TRIMIX_FUNCTION void device_pass(const Team& team) const {
     constexpr index_t rows = vs_device_rows, keys = vs_key_chunk, slice = vs_dim_slice;
-    constexpr index_t q_stride = rows + 4, k_stride = keys + 1;  // q_stride keeps float4 alignment
+    constexpr index_t row_tile = vs_row_tile, key_tile = vs_key_tile, key_blocks = keys / key_tile;
+    constexpr index_t diagonals = row_tile + key_tile - 1;  // of one thread's block
+    static_assert(rows % row_tile == 0 && keys % key_tile == 0 && row_tile % 4 == 0 && key_tile == 4);
+    static_assert((rows / row_tile) * key_blocks == keys, "the launch makes team size = keys");
+    constexpr index_t q_stride = rows + 4, k_stride = keys + 4;  // 16-byte rows, fewer store conflicts
     const index_t bh = team.league_rank() / chunks, chunk = team.league_rank() % chunks;
     const index_t b = bh / shape.q_heads, h = bh % shape.q_heads, kv_head = h / shape.group_size();
     const index_t first_key = chunk * keys, first_row = shape.seq_q - last_q;
     const index_t first_position = shape.position(first_row);  // = seq_k - last_q
     const index_t dim = shape.head_dim, n_groups = groups(), n_diagonals = n_groups * rows + keys - 1;
-    float* q_slice = static_cast<float*>(  // 16-byte aligned for the Quad reads
+    float* q_slice = static_cast<float*>(
         team.team_scratch(scratch_level).get_shmem_aligned(scratch_floats(slice * q_stride), 16));
-    float* k_slice = scratch_array(team, scratch_level, slice * k_stride);
+    float* k_slice = static_cast<float*>(
+        team.team_scratch(scratch_level).get_shmem_aligned(scratch_floats(slice * k_stride), 16));
     float* diagonal = scratch_array(team, scratch_level, n_diagonals);
+    float* column = scratch_array(team, scratch_level, rows / row_tile * keys);  // [warp][key]
     float* group_lse = scratch_array(team, scratch_level, rows);
     Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n_diagonals), [&](index_t t) { diagonal[t] = 0.0f; });
-    const index_t jl = team.team_rank(), j = first_key + jl;  // the launch makes team size = keys
-    float column = 0.0f;
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows / row_tile * keys), [&](index_t t) { column[t] = 0.0f; });
+    const index_t row_block = team.team_rank() / key_blocks, key_block = team.team_rank() % key_blocks;
+    const index_t r0 = row_block * row_tile, c0 = key_block * key_tile;  // the thread's block in the group
+    struct alignas(16) Quad { float x[4]; };
     for (index_t group = 0; group < n_groups; ++group) {
       const index_t row0 = group * rows;
-      float acc[rows];
+      float acc[row_tile][key_tile];
       TRIMIX_DEVICE_UNROLL
-      for (index_t r = 0; r < rows; ++r) acc[r] = 0.0f;
+      for (index_t i = 0; i < row_tile; ++i)
+        TRIMIX_DEVICE_UNROLL
+        for (index_t c = 0; c < key_tile; ++c) acc[i][c] = 0.0f;
       for (index_t d0 = 0; d0 < dim; d0 += slice) {
         team.team_barrier();  // the previous slice (and group) is consumed
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rows * slice), [&](index_t e) {
@@ -344,30 +359,52 @@ struct VerticalSlashScores {
             group_lse[r] = row < last_q ? row_lse(bh * last_q + row) * log2e : -minus_infinity;
           });
         team.team_barrier();
-        struct alignas(16) Quad { float x[4]; };  // 16-byte broadcast reads of Q
         for (index_t d = 0; d < slice; ++d) {
-          const float kv = k_slice[d * k_stride + jl];
-          const Quad* qd = reinterpret_cast<const Quad*>(q_slice + d * q_stride);
+          const Quad kq = *reinterpret_cast<const Quad*>(k_slice + d * k_stride + c0);
+          const Quad* qd = reinterpret_cast<const Quad*>(q_slice + d * q_stride + r0);
           TRIMIX_DEVICE_UNROLL
-          for (index_t r4 = 0; r4 < rows / 4; ++r4) {
-            const Quad v = qd[r4];
+          for (index_t i4 = 0; i4 < row_tile / 4; ++i4) {
+            const Quad v = qd[i4];
             TRIMIX_DEVICE_UNROLL
-            for (int e = 0; e < 4; ++e) acc[4 * r4 + e] += v.x[e] * kv;
+            for (int e = 0; e < 4; ++e)
+              TRIMIX_DEVICE_UNROLL
+              for (index_t c = 0; c < key_tile; ++c) acc[4 * i4 + e][c] += v.x[e] * kq.x[c];
           }
         }
       }
+      // Probabilities; per key into the thread's column slots, per diagonal u = i - c + key_tile - 1
+      // (row - key = r0 - c0 + i - c) into registers, then into the chunk's diagonals.
+      float diagonal_sum[diagonals];
       TRIMIX_DEVICE_UNROLL
-      for (index_t r = 0; r < rows; ++r) {
-        const index_t row = row0 + r;
-        const bool seen = row < last_q && j < shape.seq_k && j <= first_position + row;
-        const float p = seen ? exp2_nonpositive(acc[r] - group_lse[r]) : 0.0f;
-        column += p;
-        // Diagonal of (row, jl): offset first_position + row - j, index row - jl + keys - 1.
-        if (p != 0.0f) Kokkos::atomic_add(&diagonal[row + keys - 1 - jl], p);
+      for (index_t u = 0; u < diagonals; ++u) diagonal_sum[u] = 0.0f;
+      float column_sum[key_tile] = {};
+      TRIMIX_DEVICE_UNROLL
+      for (index_t i = 0; i < row_tile; ++i) {
+        const index_t row = row0 + r0 + i;
+        const float lse2 = group_lse[r0 + i];
+        TRIMIX_DEVICE_UNROLL
+        for (index_t c = 0; c < key_tile; ++c) {
+          const index_t j = first_key + c0 + c;
+          const bool seen = row < last_q && j < shape.seq_k && j <= first_position + row;
+          const float p = seen ? exp2_nonpositive(acc[i][c] - lse2) : 0.0f;
+          column_sum[c] += p;
+          diagonal_sum[i - c + key_tile - 1] += p;
+        }
       }
+      TRIMIX_DEVICE_UNROLL
+      for (index_t c = 0; c < key_tile; ++c) column[row_block * keys + c0 + c] += column_sum[c];
+      // Diagonal of (row, key jl) is row - jl + keys - 1 in the chunk's numbering.
+      const index_t first_diagonal = row0 + r0 - c0 + keys - key_tile;
+      TRIMIX_DEVICE_UNROLL
+      for (index_t u = 0; u < diagonals; ++u)
+        if (diagonal_sum[u] != 0.0f) Kokkos::atomic_add(&diagonal[first_diagonal + u], diagonal_sum[u]);
     }
     team.team_barrier();
-    if (j < shape.seq_k) vertical(bh * shape.seq_k + j) = column;
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, keys), [&](index_t jl) {
+      float sum = 0.0f;
+      for (index_t w = 0; w < rows / row_tile; ++w) sum += column[w * keys + jl];
+      if (first_key + jl < shape.seq_k) vertical(bh * shape.seq_k + first_key + jl) = sum;
+    });
     Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n_diagonals), [&](index_t t) {
       const index_t o = first_position - first_key - (keys - 1) + t;
       if (o >= 0 && o < shape.seq_k && diagonal[t] != 0.0f) Kokkos::atomic_add(&slash(bh * shape.seq_k + o), diagonal[t]);
@@ -825,16 +862,32 @@ BlockSparseMap<typename ExecSpace::memory_space> estimate_vertical_slash(const E
   auto entries = map.entries();
   auto counts = map.counts();
   const index_t q_heads = shape.q_heads;
+  const auto fill_policy = impl::estimate_team_policy<ExecSpace>(
+      exec, rows, 64, impl::estimate_on_device_v<ExecSpace> ? impl::scratch_floats(1) : 0, level);
   Kokkos::parallel_for(
-      "trimix::estimate[vertical_slash.fill]", impl::estimate_team_policy<ExecSpace>(exec, rows, 64, 0, level),
-      KOKKOS_LAMBDA(const Team& team) {
+      "trimix::estimate[vertical_slash.fill]", fill_policy, KOKKOS_LAMBDA(const Team& team) {
         const index_t row = team.league_rank(), bh = row / blocks.q_blocks, qb = row % blocks.q_blocks;
         const index_t b = bh / q_heads, h = bh % q_heads, n = blocks.visible_blocks(qb);
-        Kokkos::parallel_scan(Kokkos::TeamThreadRange(team, n), [&](index_t kb, index_t& position, bool final) {
-          const bool listed = blocks.listed(bh, qb, kb);
-          if (final && listed) entries(b, h, qb, position) = std::int32_t(kb) * 2 + 1;
-          if (listed) ++position;
-        });
+        if (impl::estimate_on_device_v<ExecSpace>) {  // not constexpr: nvcc's lambdas capture outside it
+          // Chunks of team-size blocks, one listed() each and one team scan whose total goes to a
+          // scratch counter: Kokkos' TeamThreadRange scan asks listed() twice per block and
+          // broadcasts after each chunk (0.87 ms of the 64K estimate on the H200).
+          auto* placed = reinterpret_cast<std::int32_t*>(impl::scratch_array(team, level, 1));
+          Kokkos::single(Kokkos::PerTeam(team), [&]() { *placed = 0; });
+          team.team_barrier();
+          for (index_t chunk = 0; chunk < n; chunk += team.team_size()) {
+            const index_t kb = chunk + team.team_rank();
+            const bool listed = kb < n && blocks.listed(bh, qb, kb);
+            const std::int32_t position = team.team_scan(std::int32_t(listed ? 1 : 0), placed);
+            if (listed) entries(b, h, qb, position) = std::int32_t(kb) * 2 + 1;
+          }
+        } else {
+          Kokkos::parallel_scan(Kokkos::TeamThreadRange(team, n), [&](index_t kb, index_t& position, bool final) {
+            const bool listed = blocks.listed(bh, qb, kb);
+            if (final && listed) entries(b, h, qb, position) = std::int32_t(kb) * 2 + 1;
+            if (listed) ++position;
+          });
+        }
         Kokkos::single(Kokkos::PerTeam(team), [&]() { counts(b, h, qb) = row_count(row); });
       });
   return map;
