@@ -63,7 +63,7 @@ struct Options {
   std::string csv;
   std::string io_dir;  ///< inputs from q.bin/k.bin/v.bin, outputs to o_<mask>.bin (raw, [B,H,S,D])
   bool structured = false;  ///< Q/K with sinks, verticals and a local band (fill_structured)
-  bool trace = false;       ///< dynamic masks: timeline of one more, untimed call (CallTrace)
+  bool trace = false;       ///< timeline of one more, untimed call (CallTrace)
   std::uint64_t seed = 2025;
 };
 
@@ -88,7 +88,7 @@ void print_usage(const char* program) {
       "  --inputs KIND    normal (unit normal Q/K/V) or structured (Q/K with sinks, vertical\n"
       "                   keys and a local band, as long-context attention has; for the\n"
       "                   dynamic masks)                                  [normal]\n"
-      "  --trace          dynamic masks: one more call after the timed ones prints its\n"
+      "  --trace          one more call after the timed ones prints its\n"
       "                   timeline to stderr (Kokkos kernels, allocations, copies, fences,\n"
       "                   from Kokkos Tools callbacks, which fence every kernel: a diagnosis,\n"
       "                   not a timing)\n"
@@ -298,69 +298,6 @@ struct Result {
   int runs = 0;
 };
 
-template <class Exec, class View4, class Mask>
-Result time_case(const Options& opt, const Exec& exec, const View4& q, const View4& k, const View4& v,
-                 const View4& o, const std::string& dtype, const std::string& mask_label,
-                 const Mask& mask, index_t seq) {
-  Result r;
-  r.dtype = dtype;
-  r.mask = mask_label;
-  r.seq = seq;
-  auto t0 = std::chrono::steady_clock::now();
-  const auto plan = trimix::plan_attention(exec, q, k, v, o, mask);
-  exec.fence();
-  r.plan_ms = 1e3 * seconds_since(t0);
-  r.visited_area = double(plan.work.visited_tiles) * double(plan.work.geometry.q_tile);
-  r.pairs = trimix::count_visible_pairs(mask, seq, seq);
-
-  // Warm-up runs, then timed runs until --repeat or the budget. A run that alone takes more than
-  // half the budget is timed even as a warm-up and ends the case: at that length, first-touch
-  // effects are noise, and a second run would double the sweep.
-  std::vector<double> times;
-  double timed_s = 0;
-  for (int i = 0; i < opt.warmup + opt.repeat; ++i) {
-    t0 = std::chrono::steady_clock::now();
-    trimix::attention(exec, plan, q, k, v, o);
-    exec.fence();  // kernels are asynchronous
-    const double seconds = seconds_since(t0);
-    const bool long_run = seconds > opt.budget_s / 2;
-    if (i >= opt.warmup || long_run) {
-      times.push_back(seconds);
-      timed_s += seconds;
-      ++r.runs;
-    }
-    if (long_run || timed_s > opt.budget_s) break;
-  }
-  // The median, as the GPU peers report theirs (triton's do_bench); the best of few on CPUs.
-  std::sort(times.begin(), times.end());
-  const double best = times.size() < 5 ? times.front() : times[times.size() / 2];
-  r.time_ms = 1e3 * best;
-  const double flops = 4.0 * double(opt.head_dim) * double(r.pairs) * double(opt.batch * opt.q_heads);
-  r.tflops = flops / best * 1e-12;
-  return r;
-}
-
-/// Visible pairs of Causal & a block-sparse map, summed over batch and heads: per listed block,
-/// the keys of its block at or before each row's position. O(entries * block_q) on the host.
-template <class Map>
-double causal_block_sparse_pairs(const Map& map) {
-  const auto host = trimix::mirror<Kokkos::HostSpace>(map);
-  const auto entries = host.entries();
-  const auto counts = host.counts();
-  const index_t offset = map.seq_k() - map.seq_q();
-  double pairs = 0;
-  for (index_t b = 0; b < map.batch(); ++b)
-    for (index_t h = 0; h < map.heads(); ++h)
-      for (index_t qb = 0; qb < map.q_blocks(); ++qb)
-        for (index_t e = 0; e < counts(b, h, qb); ++e) {
-          const index_t k0 = index_t(entries(b, h, qb, e) >> 1) * map.block_k();
-          const index_t k1 = std::min(k0 + map.block_k(), map.seq_k()) - 1;
-          const index_t i1 = std::min((qb + 1) * map.block_q(), map.seq_q());
-          for (index_t i = qb * map.block_q(); i < i1; ++i) pairs += double(std::max<index_t>(0, std::min(offset + i, k1) - k0 + 1));
-        }
-  return pairs;
-}
-
 /// Timeline of one call from Kokkos Tools callbacks (--trace): kernels with their duration,
 /// allocations and frees with their size, deep copies, fences and regions, in ms since start().
 /// While a callback is set Kokkos fences around every kernel, so durations are real but the call
@@ -448,6 +385,78 @@ class CallTrace {
   static void push(const char* name) { std::fprintf(stderr, "    trace %9.3f ms  region %s\n", now_ms(), name); }
   static void pop() { std::fprintf(stderr, "    trace %9.3f ms  region end\n", now_ms()); }
 };
+
+template <class Exec, class View4, class Mask>
+Result time_case(const Options& opt, const Exec& exec, const View4& q, const View4& k, const View4& v,
+                 const View4& o, const std::string& dtype, const std::string& mask_label,
+                 const Mask& mask, index_t seq) {
+  Result r;
+  r.dtype = dtype;
+  r.mask = mask_label;
+  r.seq = seq;
+  auto t0 = std::chrono::steady_clock::now();
+  const auto plan = trimix::plan_attention(exec, q, k, v, o, mask);
+  exec.fence();
+  r.plan_ms = 1e3 * seconds_since(t0);
+  r.visited_area = double(plan.work.visited_tiles) * double(plan.work.geometry.q_tile);
+  r.pairs = trimix::count_visible_pairs(mask, seq, seq);
+
+  // Warm-up runs, then timed runs until --repeat or the budget. A run that alone takes more than
+  // half the budget is timed even as a warm-up and ends the case: at that length, first-touch
+  // effects are noise, and a second run would double the sweep.
+  std::vector<double> times;
+  double timed_s = 0;
+  for (int i = 0; i < opt.warmup + opt.repeat; ++i) {
+    t0 = std::chrono::steady_clock::now();
+    trimix::attention(exec, plan, q, k, v, o);
+    exec.fence();  // kernels are asynchronous
+    const double seconds = seconds_since(t0);
+    const bool long_run = seconds > opt.budget_s / 2;
+    if (i >= opt.warmup || long_run) {
+      times.push_back(seconds);
+      timed_s += seconds;
+      ++r.runs;
+    }
+    if (long_run || timed_s > opt.budget_s) break;
+  }
+  if (opt.trace) {  // one more call, untimed, with its kernels' durations (attention and combine)
+    std::fprintf(stderr, "\n    trace of one %s call (seq %lld), after the timed ones:\n", mask_label.c_str(),
+                 (long long)seq);
+    CallTrace::start();
+    trimix::attention(exec, plan, q, k, v, o);
+    exec.fence();
+    std::fprintf(stderr, "    trace %9.3f ms  call end\n", CallTrace::now_ms());
+    CallTrace::stop();
+  }
+  // The median, as the GPU peers report theirs (triton's do_bench); the best of few on CPUs.
+  std::sort(times.begin(), times.end());
+  const double best = times.size() < 5 ? times.front() : times[times.size() / 2];
+  r.time_ms = 1e3 * best;
+  const double flops = 4.0 * double(opt.head_dim) * double(r.pairs) * double(opt.batch * opt.q_heads);
+  r.tflops = flops / best * 1e-12;
+  return r;
+}
+
+/// Visible pairs of Causal & a block-sparse map, summed over batch and heads: per listed block,
+/// the keys of its block at or before each row's position. O(entries * block_q) on the host.
+template <class Map>
+double causal_block_sparse_pairs(const Map& map) {
+  const auto host = trimix::mirror<Kokkos::HostSpace>(map);
+  const auto entries = host.entries();
+  const auto counts = host.counts();
+  const index_t offset = map.seq_k() - map.seq_q();
+  double pairs = 0;
+  for (index_t b = 0; b < map.batch(); ++b)
+    for (index_t h = 0; h < map.heads(); ++h)
+      for (index_t qb = 0; qb < map.q_blocks(); ++qb)
+        for (index_t e = 0; e < counts(b, h, qb); ++e) {
+          const index_t k0 = index_t(entries(b, h, qb, e) >> 1) * map.block_k();
+          const index_t k1 = std::min(k0 + map.block_k(), map.seq_k()) - 1;
+          const index_t i1 = std::min((qb + 1) * map.block_q(), map.seq_q());
+          for (index_t i = qb * map.block_q(); i < i1; ++i) pairs += double(std::max<index_t>(0, std::min(offset + i, k1) - k0 + 1));
+        }
+  return pairs;
+}
 
 /// A dynamic layer per call: estimate the mask from q and k, plan, attend under Causal & mask.
 /// time_ms is all three (the mask changes with the inputs); estimate_ms and plan_ms its parts.
