@@ -729,38 +729,32 @@ inline bool uses_wgmma() {
   return answer;
 }
 
+/// An attribute of the current device, 0 when it cannot be read.
+inline int current_device_attribute(cudaDeviceAttr attribute) {
+  int device = 0, value = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&value, attribute, device) != cudaSuccess)
+    return 0;
+  return value;
+}
+
+/// Shared memory of one CTA of the kernel at head dim `dim`, its static part included.
+inline int cta_shared_bytes(index_t dim) {
+  return (dim == 128 ? shared_bytes<128>() : shared_bytes<64>()) + static_shared_bytes;
+}
+
 /// Whether the current device gives one CTA the kernel's shared memory at head dim `dim` (asked
 /// once per process).
 inline bool shared_memory_fits(index_t dim) {
-  static const int optin = [] {
-    int device = 0, bytes = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
-      return 0;
-    return bytes;
-  }();
-  return (dim == 128 ? shared_bytes<128>() : shared_bytes<64>()) + static_shared_bytes <= optin;
+  static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+  return cta_shared_bytes(dim) <= optin;
 }
 
 /// Items the device runs at once at head dim `dim`: SMs x the CTAs one SM's shared memory holds,
 /// at most two (the registers of the D128 kernel allow two; asked once per process).
 inline index_t concurrent_items(index_t dim) {
-  static const int sms = [] {
-    int device = 0, n = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-      return 0;
-    return n;
-  }();
-  static const int per_sm_bytes = [] {
-    int device = 0, n = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) != cudaSuccess)
-      return 0;
-    return n;
-  }();
-  const int per_cta = (dim == 128 ? shared_bytes<128>() : shared_bytes<64>()) + static_shared_bytes;
-  return index_t(sms) * std::min(2, per_sm_bytes / per_cta);
+  static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
+  static const int per_sm_bytes = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
+  return index_t(sms) * std::min(2, per_sm_bytes / cta_shared_bytes(dim));
 }
 
 /// Largest power of two dividing the GQA group, at most 8: heads packed into one 64-row item.

@@ -20,7 +20,7 @@ enum class Layout {
 
 /// How kv-splitting is chosen (DESIGN.md section 4).
 enum class SplitKv {
-  automatic,  ///< split work items whose kv-tile count is far above the mean (the default)
+  automatic,  ///< split items far longer than the mean q-tile and the engine's balanced share (the default)
   never       ///< one work item per q-tile, no combine pass
 };
 
