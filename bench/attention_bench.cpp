@@ -305,8 +305,11 @@ struct Result {
 /// The CUDA engine's own launch shows as its profiling region.
 class CallTrace {
  public:
-  static void start() {
+  /// Prints the trace's heading and sets the callbacks.
+  static void start(const std::string& mask_label, index_t seq) {
     namespace T = Kokkos::Tools::Experimental;
+    std::fprintf(stderr, "\n    trace of one %s call (seq %lld), after the timed ones:\n", mask_label.c_str(),
+                 (long long)seq);
     origin() = std::chrono::steady_clock::now();
     open().clear();
     T::set_begin_parallel_for_callback(&begin_kernel);
@@ -390,10 +393,7 @@ template <class Exec, class View4, class Mask>
 Result time_case(const Options& opt, const Exec& exec, const View4& q, const View4& k, const View4& v,
                  const View4& o, const std::string& dtype, const std::string& mask_label,
                  const Mask& mask, index_t seq) {
-  Result r;
-  r.dtype = dtype;
-  r.mask = mask_label;
-  r.seq = seq;
+  Result r{dtype, mask_label, seq};
   auto t0 = std::chrono::steady_clock::now();
   const auto plan = trimix::plan_attention(exec, q, k, v, o, mask);
   exec.fence();
@@ -420,9 +420,7 @@ Result time_case(const Options& opt, const Exec& exec, const View4& q, const Vie
     if (long_run || timed_s > opt.budget_s) break;
   }
   if (opt.trace) {  // one more call, untimed, with its kernels' durations (attention and combine)
-    std::fprintf(stderr, "\n    trace of one %s call (seq %lld), after the timed ones:\n", mask_label.c_str(),
-                 (long long)seq);
-    CallTrace::start();
+    CallTrace::start(mask_label, seq);
     trimix::attention(exec, plan, q, k, v, o);
     exec.fence();
     std::fprintf(stderr, "    trace %9.3f ms  call end\n", CallTrace::now_ms());
@@ -465,10 +463,7 @@ template <class Exec, class View4, class Estimate>
 Result time_dynamic_case(const Options& opt, const Exec& exec, const View4& q, const View4& k, const View4& v,
                          const View4& o, const std::string& dtype, const std::string& mask_label,
                          const Estimate& estimate, index_t seq) {
-  Result r;
-  r.dtype = dtype;
-  r.mask = mask_label;
-  r.seq = seq;
+  Result r{dtype, mask_label, seq};
   std::vector<double> totals, estimates, plans;
   double timed_s = 0, pairs = 0;
   const int calls = opt.warmup + opt.repeat + (opt.trace ? 1 : 0);
@@ -485,9 +480,7 @@ Result time_dynamic_case(const Options& opt, const Exec& exec, const View4& q, c
       }
     } trace_scope{traced};
     if (traced) {
-      std::fprintf(stderr, "\n    trace of one %s call (seq %lld), after the timed ones:\n", mask_label.c_str(),
-                   (long long)seq);
-      CallTrace::start();
+      CallTrace::start(mask_label, seq);
     }
     auto t0 = std::chrono::steady_clock::now();
     const auto map = estimate(exec, q, k);

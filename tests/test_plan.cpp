@@ -122,6 +122,7 @@ TEST_CASE("plan: an engine that runs few items at once gets splits of at least a
   const index_t q_tiles = unknown.geometry.q_tiles();
   const index_t mean = (unknown.visited_tiles + q_tiles - 1) / q_tiles;
   CHECK(unknown.max_tiles_per_item == std::max<index_t>(8, 2 * mean));
+  REQUIRE(unknown.split_slots > 0);  // the premise: without the concurrency the last rows are split
   const index_t units = 2 * 2 * (4 / unknown.heads_per_item);  // batch * kv_heads * head blocks
   for (index_t concurrent : {4, 16, 100000}) {
     CAPTURE(concurrent);
@@ -131,8 +132,9 @@ TEST_CASE("plan: an engine that runs few items at once gets splits of at least a
     CHECK(known.max_tiles_per_item == std::max(unknown.max_tiles_per_item, share));
     CHECK(known.items.extent(0) <= unknown.items.extent(0));
     CHECK(known.split_slots <= unknown.split_slots);
+    if (concurrent == 4) CHECK(known.split_slots == 0);  // a quarter of the work is longer than any row
   }
-  // An explicit max_tiles_per_item still wins: check_items' coverage with the options' length.
+  // An explicit max_tiles_per_item still wins over the engine's concurrency.
   trimix::impl::Problem problem;
   problem.batch = 1;
   problem.q_heads = problem.kv_heads = 1;

@@ -78,7 +78,7 @@ struct Plan {
   index_t batch = 0, q_heads = 0, kv_heads = 0;
   index_t heads_per_item = 1;       ///< query heads packed per item (divides the group size)
   index_t rows_per_item = 0;        ///< heads_per_item * q_rows
-  index_t visited_tiles = 0;        ///< kv-tiles visited per (batch, query head), summed over q-tiles
+  index_t visited_tiles = 0;        ///< kv-tiles visited per unit (batch, kv-head, head block), summed over q-tiles
   index_t longest_q_tile = 0;       ///< most kv-tiles visited by one q-tile
   index_t max_tiles_per_item = 0;   ///< the split length in effect
   index_t split_slots = 0;          ///< partial results the combine pass merges
@@ -140,9 +140,10 @@ constexpr index_t min_tiles_per_split = 8;
 /// min_tiles_per_split) or, when the engine says how many items run at once, the balanced share
 /// (all visited tiles / concurrent items) if that is longer: items are ordered longest first, so
 /// an item of at most one share, started first, ends with the others, and every split costs a
-/// partial output and its combine. (Triangle's last rows on the H200 were split into 13 items at
-/// 16K and 51 at 64K; with this length they are not split below 128K.) The longest q-tile with
-/// SplitKv::never; never above the engine's bound.
+/// partial output and its combine. (On the H200, twice the mean cut Triangle's last rows into
+/// about 13 items at 16K and 51 at 64K; with the share they stay whole, and the 64K trace shows
+/// no combine: bench/NOTES.md.) The longest q-tile with SplitKv::never; never above the engine's
+/// bound.
 inline index_t split_length(index_t visited_per_unit, index_t units, index_t q_tiles, index_t longest,
                             const TileShape& shape, const AttentionOptions& options) {
   const index_t mean = q_tiles ? (visited_per_unit + q_tiles - 1) / q_tiles : 0;
@@ -156,7 +157,9 @@ inline index_t split_length(index_t visited_per_unit, index_t units, index_t q_t
 
 /// Items a q-tile of `count` visited tiles is cut into at split length `chunk` (at least one:
 /// a q-tile without tiles still writes its rows).
-TRIMIX_FUNCTION index_t split_count(index_t count, index_t chunk) { return count > chunk ? (count + chunk - 1) / chunk : 1; }
+TRIMIX_FUNCTION index_t split_count(index_t count, index_t chunk) {
+  return count > chunk ? (count + chunk - 1) / chunk : 1;
+}
 
 /// The item of `unit` (batch, kv-head, head block, in that order of significance) and q-tile
 /// `qt` over its visited tiles [begin, end), without a partial slot.
@@ -231,7 +234,7 @@ void plan_per_unit(const ExecSpace& exec, Plan<typename ExecSpace::memory_space>
       "trimix::plan[longest]", Range(exec, 0, n),
       KOKKOS_LAMBDA(index_t e, index_t & most) { most = count(e) > most ? count(e) : most; },
       Kokkos::Max<index_t>(longest));
-  plan.visited_tiles = units > 0 ? visited / units : 0;  // per (batch, query head), on average
+  plan.visited_tiles = units > 0 ? visited / units : 0;  // per unit, on average
   plan.longest_q_tile = longest;
   const index_t chunk = split_length(plan.visited_tiles, units, q_tiles, longest, shape, options);
   plan.max_tiles_per_item = chunk;
