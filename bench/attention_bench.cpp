@@ -681,6 +681,12 @@ int main(int argc, char* argv[]) {
   if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Kokkos::DefaultExecutionSpace::memory_space>::accessible)
     ctx.backend += trimix::impl::host_bf16::enabled() ? " (bf16: avx512-bf16)" : " (bf16: portable)";
 #endif
+#if TRIMIX_HAS_HOST_AMX
+  // bf16 head dims that are multiples of 32 take the AMX engine where it runs (engine_host_amx.hpp).
+  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Kokkos::DefaultExecutionSpace::memory_space>::accessible)
+    if (trimix::impl::host_amx::mode() != trimix::impl::host_amx::Mode::off)
+      ctx.backend += std::string(" (bf16 d%32: ") + trimix::impl::host_amx::mode_name() + ")";
+#endif
   ctx.threads = int(Kokkos::DefaultExecutionSpace().concurrency());
   std::printf("attention_bench: %s, commit %s, Kokkos %s with %d threads\n", ctx.device.c_str(),
               ctx.commit.c_str(), ctx.backend.c_str(), ctx.threads);

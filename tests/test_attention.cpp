@@ -378,6 +378,48 @@ TEMPLATE_TEST_CASE("tile-engine shapes match the reference", "[attention][engine
     const auto plan = trimix::plan_attention(ExecSpace{}, q, k, k,
                                              Kokkos::View<TestType****, Kokkos::LayoutRight, ExecSpace>("o", s.batch, s.q_heads, s.seq_q, s.head_dim),
                                              trimix::Causal{});
-    CHECK(plan.backend_engine == Engine::available);
+    bool engine_takes_it = Engine::available;  // where the backend has an engine for the shape
+    if constexpr (Engine::available) engine_takes_it = Engine::handles_shape(plan.problem);
+    CHECK(plan.backend_engine == engine_takes_it);
   }
+}
+
+// The AMX host engine (engine_host_amx.hpp) on bf16 inputs, wherever it runs: on AMX CPUs, and
+// emulated (TRIMIX_HOST_AMX=emulate, the openmp/amx-emulated test) on CPUs with AVX512-BF16. The
+// plan must pick it; every head dim it takes (multiples of 32), GQA groups packing 1, 4 and 8
+// heads, N = 1, lengths off the 48-row and 64-key tiles, Sq < Sk, forced splits, both layouts,
+// a policy without visible_bits, rows that see nothing.
+TEST_CASE("host AMX engine matches the reference", "[attention][engine][amx]") {
+#if TRIMIX_HAS_HOST_AMX
+  using Engine = trimix::impl::tile_engine<ExecSpace, trimix::bf16, trimix::bf16, trimix::bf16, trimix::bf16>;
+  if constexpr (!Engine::available) {
+    SKIP("not a host execution space");
+  } else {
+    if (trimix::impl::host_amx::mode() == trimix::impl::host_amx::Mode::off)
+      SKIP("no AMX on this CPU (TRIMIX_HOST_AMX=emulate emulates it where AVX512-BF16 exists)");
+    std::mt19937_64 rng(1414);
+    const Shape shapes[] = {{1, 4, 1, 1, 1, 64},     {2, 8, 2, 70, 200, 128}, {1, 8, 1, 130, 130, 96},
+                            {1, 2, 2, 100, 100, 256}, {1, 4, 2, 49, 113, 32},  {1, 4, 4, 64, 64, 128}};
+    for (const Shape& s : shapes) {
+      for (const Layout layout : {Layout::bhsd, Layout::bshd}) {
+        const auto in = random_inputs<trimix::bf16>(s, rng, layout);
+        AttentionOptions options;
+        options.layout = layout;
+        check_against_reference(in, trimix::Causal{}, options);
+        check_against_reference(in, trimix::Sink{0} | trimix::Window{9}, options);
+        check_against_reference(in, trimix::Causal{} & EveryNthTile{16, 2}, options);
+        check_against_reference(in, trimix::Window{0}, options);  // no row sees a key
+        options.max_tiles_per_item = 1;  // every multi-tile row split: partial slots and the combine
+        check_against_reference(in, trimix::Triangle{3, 70, 20}, options);
+      }
+      using View = Kokkos::View<trimix::bf16****, Kokkos::LayoutRight, ExecSpace>;
+      const View q("q", s.batch, s.q_heads, s.seq_q, s.head_dim), k("k", s.batch, s.kv_heads, s.seq_k, s.head_dim);
+      const auto plan = trimix::plan_attention(ExecSpace{}, q, k, k, View("o", s.batch, s.q_heads, s.seq_q, s.head_dim),
+                                               trimix::Causal{});
+      CHECK(plan.backend_engine);
+    }
+  }
+#else
+  SKIP("not an x86-64 Linux GCC/Clang build");
+#endif
 }

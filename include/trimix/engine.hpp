@@ -28,3 +28,4 @@ struct tile_engine {
 }  // namespace trimix::impl
 
 #include <trimix/engine_cuda.hpp>
+#include <trimix/engine_host_amx.hpp>

@@ -88,6 +88,24 @@ TRIMIX_FUNCTION auto walk_tiles(const Mask& mask, const TileGeometry& g, const W
                                                             item.tile_begin, item.tile_end);
 }
 
+/// Calls visit(tile, partial) for each kv-tile of a work item in run order, under the mask bound to
+/// the item's heads: from the plan's runs when it has them (count >= 0), else from the policy's
+/// cursor. Shared by the host engines (the CUDA engine expands runs with all its threads).
+template <class ItemMask, class Visit>
+TRIMIX_FUNCTION void for_each_item_tile(const ItemMask& item_mask, const TileGeometry& g, const WorkItem& item,
+                                        const ItemRuns& item_runs, Visit&& visit) {
+  if (item_runs.count >= 0) {
+    for (int r = 0; r < item_runs.count; ++r)
+      for (index_t tile = item_runs.begin[r]; tile < item_runs.end[r]; ++tile)
+        visit(tile, ((item_runs.partial >> r) & 1u) != 0);
+  } else {
+    auto walker = walk_tiles(item_mask, g, item);
+    index_t tile;
+    bool partial;
+    while (walker.next(tile, partial)) visit(tile, partial);
+  }
+}
+
 /// One team per work item. Rows of an item are (packed head hh, query row i) with
 /// r = hh * q_rows + i; every packed head shares the kv-head, so one K/V tile serves them all.
 template <class ExecSpace, class Mask, class TQ, class TK, class TV, class TO>
@@ -151,17 +169,8 @@ struct AttentionKernel {
     // the plan packs only heads with the same mask): from the plan's runs when it has them, else
     // from the policy's cursor.
     const auto item_mask = bind_head(mask, item.batch, first_q_head, p.q_heads);
-    const ItemRuns item_runs = runs(team.league_rank());
-    if (item_runs.count >= 0) {
-      for (int r = 0; r < item_runs.count; ++r)
-        for (index_t tile = item_runs.begin[r]; tile < item_runs.end[r]; ++tile)
-          visit_tile(team, t, item_mask, item, tile, ((item_runs.partial >> r) & 1u) != 0);
-    } else {
-      auto walker = walk_tiles(item_mask, geometry, item);
-      index_t tile;
-      bool partial;
-      while (walker.next(tile, partial)) visit_tile(team, t, item_mask, item, tile, partial);
-    }
+    for_each_item_tile(item_mask, geometry, item, runs(team.league_rank()),
+                       [&](index_t tile, bool partial) { visit_tile(team, t, item_mask, item, tile, partial); });
     write_rows(team, t, item, first_q_head, first_row, valid_rows);
   }
 
