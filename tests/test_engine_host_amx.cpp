@@ -51,7 +51,7 @@ TEST_CASE("host AMX packing: K as 32-bit word transpose, V as interleaved key pa
       // Only `keys` rows exist: the packing must not read past them (a sanitizer build would see).
       const auto k = random_rows(rng, keys, stride), v = random_rows(rng, keys, stride);
       std::vector<std::uint16_t> kp(std::size_t(tile * dim), 0xFFFF), vp(std::size_t(tile * dim), 0xFFFF);
-      amx::pack_k(k.data(), stride, keys, dim, kp.data());
+      amx::pack_k(k.data(), stride, keys, dim, reinterpret_cast<std::uint32_t*>(kp.data()), tile);
       amx::pack_v(v.data(), stride, keys, dim, vp.data());
       std::size_t k_wrong = 0, v_wrong = 0;
       for (index_t key = 0; key < tile; ++key)

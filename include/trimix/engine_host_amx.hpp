@@ -25,6 +25,7 @@
 #include <trimix/plan.hpp>
 #include <trimix/softmax.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -218,10 +219,18 @@ TRIMIX_AMX_TARGET inline void transpose_words(const std::uint32_t* in, index_t i
   }
 }
 
+/// Most consecutive kv-tiles of a run the engine takes in one step, a "span": S, the softmax and
+/// P V then run over up to 256 keys, so each 16-row slice of O passes through the tile registers
+/// once per span rather than once per 64-key tile, and the softmax reduces once per span.
+constexpr index_t max_span_tiles = 4;
+constexpr index_t max_span_keys = max_span_tiles * kv_tile;
+
 /// K's kv-tile as the right operand of S = Q K^T: kp[d/2][key][2] = K[key][d, d+1], i.e. the
-/// transpose of K viewed as 32-bit words. Keys at or past `keys` are zeros. `k` points at the
-/// tile's first key, `k_stride` elements between keys; dim % 32 == 0.
-TRIMIX_AMX_TARGET inline void pack_k(const bf16* k, index_t k_stride, index_t keys, index_t dim, std::uint16_t* kp) {
+/// transpose of K viewed as 32-bit words, pair-rows `kp_words` words apart. Keys at or past
+/// `keys` are zeros. `k` points at the tile's first key, `k_stride` elements between keys;
+/// dim % 32 == 0.
+TRIMIX_AMX_TARGET inline void pack_k(const bf16* k, index_t k_stride, index_t keys, index_t dim, std::uint32_t* kp,
+                                     index_t kp_words) {
   alignas(64) static thread_local std::uint32_t padded[block * 128];  // up to 16 keys x 256 dims
   const index_t words = dim / 2;
   for (index_t kb = 0; kb < kv_tile; kb += block) {
@@ -235,8 +244,7 @@ TRIMIX_AMX_TARGET inline void pack_k(const bf16* k, index_t k_stride, index_t ke
       rows = padded;
       row_stride = words;
     }
-    std::uint32_t* out = reinterpret_cast<std::uint32_t*>(kp) + kb;
-    for (index_t w = 0; w < words; w += block) transpose_words(rows + w, row_stride, out + w * kv_tile, kv_tile);
+    for (index_t w = 0; w < words; w += block) transpose_words(rows + w, row_stride, kp + kb + w * kp_words, kp_words);
   }
 }
 
@@ -279,24 +287,33 @@ TRIMIX_AMX_TARGET inline __m512 exp2_nonpositive(__m512 x) {
   return _mm512_maskz_scalef_ps(keep, poly, whole);
 }
 
-/// One row's online-softmax step over a 64-key tile: scores s (unscaled), visible keys `visible`
-/// (bit j: key j), state (m, l) in base 2. Writes P rounded to bf16 and returns the factor by which
-/// the row's output must be rescaled.
-TRIMIX_AMX_TARGET inline float softmax_row(const float* s, std::uint64_t visible, float score_scale, float& m,
-                                           float& l, std::uint16_t* p) {
+/// One row's online-softmax step over a span of `tiles` 64-key tiles: scores s (unscaled, row
+/// stride irrelevant: one row; rewritten), visible keys per tile (bit j: key j of the tile), state
+/// (m, l) in base 2. Writes P rounded to bf16 and returns the factor by which the row's output
+/// must be rescaled.
+TRIMIX_AMX_TARGET inline float softmax_row(float* s, const std::uint64_t* visible, index_t tiles, float score_scale,
+                                           float& m, float& l, std::uint16_t* p) {
   const __m512 scale = _mm512_set1_ps(score_scale), minus_inf = _mm512_set1_ps(minus_infinity);
-  __m512 x[4];
-  for (int c = 0; c < 4; ++c)
-    x[c] = _mm512_mask_mul_ps(minus_inf, __mmask16(visible >> (16 * c)), _mm512_loadu_ps(s + 16 * c), scale);
-  const float tile_max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3])));
+  __m512 most = minus_inf;
+  for (index_t t = 0; t < tiles; ++t)
+    for (int c = 0; c < 4; ++c) {
+      float* x = s + t * kv_tile + 16 * c;
+      const __m512 scaled = _mm512_mask_mul_ps(minus_inf, __mmask16(visible[t] >> (16 * c)), _mm512_loadu_ps(x), scale);
+      _mm512_storeu_ps(x, scaled);
+      most = _mm512_max_ps(most, scaled);
+    }
+  const float tile_max = _mm512_reduce_max_ps(most);
   const float m_new = m < tile_max ? tile_max : m;
   const __m512 shift = _mm512_set1_ps(m_new == minus_infinity ? 0.0f : m_new);
-  for (int c = 0; c < 4; ++c) x[c] = exp2_nonpositive(_mm512_sub_ps(x[c], shift));
-  const float tile_sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(x[0], x[1]), _mm512_add_ps(x[2], x[3])));
-  _mm512_storeu_si512(static_cast<void*>(p), (__m512i)_mm512_cvtne2ps_pbh(x[1], x[0]));
-  _mm512_storeu_si512(static_cast<void*>(p + 32), (__m512i)_mm512_cvtne2ps_pbh(x[3], x[2]));
+  __m512 sum = _mm512_setzero_ps();
+  for (index_t j = 0; j < tiles * kv_tile; j += 32) {
+    const __m512 a = exp2_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + j), shift));
+    const __m512 b = exp2_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), shift));
+    sum = _mm512_add_ps(sum, _mm512_add_ps(a, b));
+    _mm512_storeu_si512(static_cast<void*>(p + j), (__m512i)_mm512_cvtne2ps_pbh(b, a));
+  }
   const float alpha = rescale_factor(m, m_new);
-  l = l * alpha + tile_sum;
+  l = l * alpha + _mm512_reduce_add_ps(sum);
   m = m_new;
   return alpha;
 }
@@ -306,18 +323,44 @@ TRIMIX_AMX_TARGET inline void scale_row(float* o, index_t dim, float alpha) {
   for (index_t d = 0; d < dim; d += 16) _mm512_storeu_ps(o + d, _mm512_mul_ps(_mm512_loadu_ps(o + d), a));
 }
 
+/// o[0, dim) = acc * inv as bf16 (round to nearest even, as trimix::bf16), 32 at a time.
+TRIMIX_AMX_TARGET inline void store_bf16_row(const float* acc, float inv, index_t dim, bf16* o) {
+  const __m512 scale = _mm512_set1_ps(inv);
+  for (index_t d = 0; d < dim; d += 32) {
+    const __m512 a = _mm512_mul_ps(_mm512_loadu_ps(acc + d), scale), b = _mm512_mul_ps(_mm512_loadu_ps(acc + d + 16), scale);
+    _mm512_storeu_si512(static_cast<void*>(o + d), (__m512i)_mm512_cvtne2ps_pbh(b, a));
+  }
+}
+
+/// Experiment knobs (read once): TRIMIX_AMX_SPAN tiles per span (1-4), TRIMIX_AMX_PIPELINE=0 to
+/// compute each row block's scores right before its softmax instead of one block ahead.
+struct Knobs {
+  index_t span = max_span_tiles;
+  bool pipeline = true;
+  static const Knobs& get() {
+    static const Knobs k = [] {
+      Knobs out;
+      if (const char* e = std::getenv("TRIMIX_AMX_SPAN")) out.span = std::max<index_t>(1, std::min<index_t>(max_span_tiles, std::atoi(e)));
+      if (const char* e = std::getenv("TRIMIX_AMX_PIPELINE")) out.pipeline = e[0] != '0';
+      return out;
+    }();
+    return k;
+  }
+};
+
 /// Per-thread working memory of one item, 64-byte aligned, grown on demand.
 struct Workspace {
-  std::uint16_t *q, *kp, *vp, *p;  // bf16: Q rows, packed K and V, probabilities of 16 rows
-  float *o, *s, *m, *l;
+  std::uint16_t *q, *vp, *p;  // bf16: Q rows, packed V, probabilities of 16 rows
+  std::uint32_t* kp;          // packed K (pairs of bf16)
+  float *o, *s, *m, *l;       // s: scores of two 16-row blocks
   static Workspace& of_thread(index_t rows, index_t dim) {
     static thread_local Workspace w;
     static thread_local std::unique_ptr<unsigned char, void (*)(void*)> memory(nullptr, std::free);
     static thread_local std::size_t capacity = 0;
-    const std::size_t sizes[] = {std::size_t(rows * dim) * 2, std::size_t(kv_tile * dim) * 2,
-                                 std::size_t(kv_tile * dim) * 2, std::size_t(block * kv_tile) * 2,
-                                 std::size_t(rows * dim) * 4, std::size_t(block * kv_tile) * 4,
-                                 std::size_t(rows) * 4, std::size_t(rows) * 4};
+    const std::size_t sizes[] = {std::size_t(rows * dim) * 2,           std::size_t(max_span_keys * dim) * 2,
+                                 std::size_t(block * max_span_keys) * 2, std::size_t(max_span_keys * dim) * 2,
+                                 std::size_t(rows * dim) * 4,           std::size_t(2 * block * max_span_keys) * 4,
+                                 std::size_t(rows) * 4,                 std::size_t(rows) * 4};
     std::size_t total = 0;
     for (std::size_t bytes : sizes) total += (bytes + 63) / 64 * 64;
     if (total > capacity) {
@@ -326,8 +369,8 @@ struct Workspace {
       capacity = total;
     }
     unsigned char* cursor = memory.get();
-    void** parts[] = {reinterpret_cast<void**>(&w.q), reinterpret_cast<void**>(&w.kp),
-                      reinterpret_cast<void**>(&w.vp), reinterpret_cast<void**>(&w.p),
+    void** parts[] = {reinterpret_cast<void**>(&w.q), reinterpret_cast<void**>(&w.vp),
+                      reinterpret_cast<void**>(&w.p), reinterpret_cast<void**>(&w.kp),
                       reinterpret_cast<void**>(&w.o), reinterpret_cast<void**>(&w.s),
                       reinterpret_cast<void**>(&w.m), reinterpret_cast<void**>(&w.l)};
     for (int i = 0; i < 8; ++i) {
@@ -336,6 +379,13 @@ struct Workspace {
     }
     return w;
   }
+};
+
+/// Consecutive kv-tiles of one run: tiles first .. first + tiles - 1, bit t of `partial` set when
+/// tile first + t needs the mask.
+struct Span {
+  index_t first = 0, tiles = 0;
+  std::uint32_t partial = 0;
 };
 
 /// The work items of a plan, one per call, on the calling thread.
@@ -370,90 +420,137 @@ struct ItemRunner {
     std::memset(w.o, 0, std::size_t(rows * dim) * sizeof(float));
     Tiles::configure();
     const auto item_mask = bind_head(mask, item.batch, first_q_head, p.q_heads);
-    for_each_item_tile(item_mask, geometry, item, runs[n],
-                       [&](index_t tile, bool partial) { visit_tile(w, item_mask, item, valid_rows, tile, partial); });
+    const index_t span_limit = Knobs::get().span;
+    Span span;
+    for_each_item_tile(item_mask, geometry, item, runs[n], [&](index_t tile, bool partial) {
+      if (span.tiles > 0 && (tile != span.first + span.tiles || span.tiles == span_limit)) {
+        visit_span(w, item_mask, item, valid_rows, span);
+        span.tiles = 0;
+      }
+      if (span.tiles == 0) span.first = tile, span.partial = 0;
+      if (partial) span.partial |= 1u << span.tiles;
+      ++span.tiles;
+    });
+    if (span.tiles > 0) visit_span(w, item_mask, item, valid_rows, span);
     Tiles::release();
     write_rows(w, item, first_q_head, first_row, valid_rows);
   }
 
-  template <class ItemMask>
-  TRIMIX_AMX_TARGET void visit_tile(const Workspace& w, const ItemMask& item_mask, const WorkItem& item,
-                                    index_t valid_rows, index_t u, bool partial) const {
-    const Problem& p = args.problem;
-    const index_t first_key = geometry.first_key(u), keys = geometry.kv_keys(u);
-    pack_k(args.k + p.k(item.batch, item.kv_head, first_key, 0), p.k.seq, keys, dim, w.kp);
-    pack_v(args.v + p.v(item.batch, item.kv_head, first_key, 0), p.v.seq, keys, dim, w.vp);
-    const std::uint64_t tile_keys = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
-    const float score_scale = p.scale * log2e;
-    const index_t first_position = geometry.first_position(item.q_tile);
-    const index_t q_row_bytes = dim * 2, k_row_bytes = kv_tile * 4, s_row_bytes = kv_tile * 4;
-    const index_t v_row_bytes = dim * 4, o_row_bytes = dim * 4, p_row_bytes = kv_tile * 2;
-    for (index_t r0 = 0; r0 < rows; r0 += block) {
-      if (r0 % q_rows >= valid_rows) continue;  // rows past seq_q only
-      // S = Q K^T for 16 rows and the tile's 64 keys: results in tiles 0-3.
+  /// S = Q K^T for the 16 rows from r0 and the span's keys, into s (row stride max_span_keys).
+  TRIMIX_AMX_TARGET void scores(const Workspace& w, index_t r0, index_t tiles, float* s) const {
+    constexpr index_t k_row_bytes = max_span_keys * 4, s_row_bytes = max_span_keys * 4;
+    const index_t q_row_bytes = dim * 2;
+    for (index_t t = 0; t < tiles; ++t) {
       Tiles::template zero<0>(), Tiles::template zero<1>(), Tiles::template zero<2>(), Tiles::template zero<3>();
       for (index_t d = 0; d < dim; d += pair_block) {
-        const std::uint16_t* k_rows = w.kp + d * kv_tile;  // pair-row d / 2
+        const std::uint32_t* k_rows = w.kp + (d / 2) * max_span_keys + t * kv_tile;
         Tiles::template load<4>(w.q + r0 * dim + d, q_row_bytes);
         Tiles::template load<5>(k_rows, k_row_bytes);
-        Tiles::template load<6>(k_rows + 2 * block, k_row_bytes);
-        Tiles::template load<7>(k_rows + 4 * block, k_row_bytes);
+        Tiles::template load<6>(k_rows + block, k_row_bytes);
+        Tiles::template load<7>(k_rows + 2 * block, k_row_bytes);
         Tiles::template dot<0, 4, 5>();
         Tiles::template dot<1, 4, 6>();
         Tiles::template dot<2, 4, 7>();
-        Tiles::template load<5>(k_rows + 6 * block, k_row_bytes);
+        Tiles::template load<5>(k_rows + 3 * block, k_row_bytes);
         Tiles::template dot<3, 4, 5>();
       }
-      Tiles::template store<0>(w.s, s_row_bytes);
-      Tiles::template store<1>(w.s + block, s_row_bytes);
-      Tiles::template store<2>(w.s + 2 * block, s_row_bytes);
-      Tiles::template store<3>(w.s + 3 * block, s_row_bytes);
+      float* out = s + t * kv_tile;
+      Tiles::template store<0>(out, s_row_bytes);
+      Tiles::template store<1>(out + block, s_row_bytes);
+      Tiles::template store<2>(out + 2 * block, s_row_bytes);
+      Tiles::template store<3>(out + 3 * block, s_row_bytes);
+    }
+  }
+
+  /// O[16 rows from r0] += P V over the span's keys, four 16-dim result tiles at a time (two when
+  /// dim % 64 == 32).
+  TRIMIX_AMX_TARGET void accumulate(const Workspace& w, index_t r0, index_t tiles) const {
+    constexpr index_t p_row_bytes = max_span_keys * 2;
+    const index_t v_row_bytes = dim * 4, o_row_bytes = dim * 4;
+    for (index_t d0 = 0; d0 < dim; d0 += 4 * block) {
+      float* o = w.o + r0 * dim + d0;
+      const bool four = d0 + 4 * block <= dim;
+      Tiles::template load<0>(o, o_row_bytes);
+      Tiles::template load<1>(o + block, o_row_bytes);
+      if (four) Tiles::template load<2>(o + 2 * block, o_row_bytes), Tiles::template load<3>(o + 3 * block, o_row_bytes);
+      for (index_t j = 0; j < tiles * kv_tile; j += pair_block) {
+        const std::uint16_t* v_rows = w.vp + j * dim + 2 * d0;  // pair-row j / 2, column d0
+        Tiles::template load<4>(w.p + j, p_row_bytes);
+        Tiles::template load<5>(v_rows, v_row_bytes);
+        Tiles::template load<6>(v_rows + 2 * block, v_row_bytes);
+        Tiles::template dot<0, 4, 5>();
+        Tiles::template dot<1, 4, 6>();
+        if (four) {
+          Tiles::template load<7>(v_rows + 4 * block, v_row_bytes);
+          Tiles::template load<5>(v_rows + 6 * block, v_row_bytes);
+          Tiles::template dot<2, 4, 7>();
+          Tiles::template dot<3, 4, 5>();
+        }
+      }
+      Tiles::template store<0>(o, o_row_bytes);
+      Tiles::template store<1>(o + block, o_row_bytes);
+      if (four) Tiles::template store<2>(o + 2 * block, o_row_bytes), Tiles::template store<3>(o + 3 * block, o_row_bytes);
+    }
+  }
+
+  /// One span: pack its K and V once for all rows, then per 16-row block S, softmax, P V. The next
+  /// block's scores are issued before this block's softmax so the tile unit computes them while
+  /// the vector units run the softmax.
+  template <class ItemMask>
+  TRIMIX_AMX_TARGET void visit_span(const Workspace& w, const ItemMask& item_mask, const WorkItem& item,
+                                    index_t valid_rows, const Span& span) const {
+    const Problem& p = args.problem;
+    std::uint64_t tile_keys[max_span_tiles];
+    for (index_t t = 0; t < span.tiles; ++t) {
+      const index_t u = span.first + t, first_key = geometry.first_key(u), keys = geometry.kv_keys(u);
+      pack_k(args.k + p.k(item.batch, item.kv_head, first_key, 0), p.k.seq, keys, dim, w.kp + t * kv_tile, max_span_keys);
+      pack_v(args.v + p.v(item.batch, item.kv_head, first_key, 0), p.v.seq, keys, dim, w.vp + t * kv_tile * dim);
+      tile_keys[t] = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
+    }
+    const float score_scale = p.scale * log2e;
+    const index_t first_position = geometry.first_position(item.q_tile);
+    // Row blocks past seq_q (in every packed head) are skipped.
+    auto next_block = [&](index_t r0) {
+      while (r0 < rows && r0 % q_rows >= valid_rows) r0 += block;
+      return r0;
+    };
+    const bool pipeline = Knobs::get().pipeline;
+    float* s_buffers[2] = {w.s, w.s + block * max_span_keys};
+    int current = 0;
+    index_t r0 = next_block(0);
+    if (r0 < rows) scores(w, r0, span.tiles, s_buffers[0]);
+    while (r0 < rows) {
+      const index_t next = next_block(r0 + block);
+      if (pipeline && next < rows) scores(w, next, span.tiles, s_buffers[current ^ 1]);
+      float* s = s_buffers[current];
       for (index_t i = 0; i < block; ++i) {
         const index_t r = r0 + i;
-        std::uint64_t visible = tile_keys;
-        if (partial) {
-          const index_t position = first_position + r % q_rows;
+        std::uint64_t visible[max_span_tiles];
+        for (index_t t = 0; t < span.tiles; ++t) {
+          visible[t] = tile_keys[t];
+          if (!((span.partial >> t) & 1u)) continue;
+          const index_t position = first_position + r % q_rows, first_key = geometry.first_key(span.first + t);
           if constexpr (has_visible_bits<ItemMask>::value) {
-            visible &= trimix::visible_bits(item_mask, position, first_key, geometry.seq_k);
+            visible[t] &= trimix::visible_bits(item_mask, position, first_key, geometry.seq_k);
           } else {
-            for (index_t j = 0; j < keys; ++j)
-              if (!trimix::visible(item_mask, position, first_key + j, geometry.seq_k)) visible &= ~(std::uint64_t(1) << j);
+            for (index_t j = 0; j < kv_tile; ++j)
+              if (!trimix::visible(item_mask, position, first_key + j, geometry.seq_k)) visible[t] &= ~(std::uint64_t(1) << j);
           }
         }
-        const float alpha = softmax_row(w.s + i * kv_tile, visible, score_scale, w.m[r], w.l[r], w.p + i * kv_tile);
+        const float alpha = softmax_row(s + i * max_span_keys, visible, span.tiles, score_scale, w.m[r], w.l[r],
+                                        w.p + i * max_span_keys);
         if (alpha != 1.0f) scale_row(w.o + r * dim, dim, alpha);
       }
-      // O[16 rows] += P V, four 16-dim result tiles at a time (two when dim % 64 == 32).
-      for (index_t d0 = 0; d0 < dim; d0 += 4 * block) {
-        float* o = w.o + r0 * dim + d0;
-        const bool four = d0 + 4 * block <= dim;
-        Tiles::template load<0>(o, o_row_bytes);
-        Tiles::template load<1>(o + block, o_row_bytes);
-        if (four) Tiles::template load<2>(o + 2 * block, o_row_bytes), Tiles::template load<3>(o + 3 * block, o_row_bytes);
-        for (index_t j = 0; j < kv_tile; j += pair_block) {
-          const std::uint16_t* v_rows = w.vp + j * dim + 2 * d0;  // pair-row j / 2, column d0
-          Tiles::template load<4>(w.p + j, p_row_bytes);
-          Tiles::template load<5>(v_rows, v_row_bytes);
-          Tiles::template load<6>(v_rows + 2 * block, v_row_bytes);
-          Tiles::template dot<0, 4, 5>();
-          Tiles::template dot<1, 4, 6>();
-          if (four) {
-            Tiles::template load<7>(v_rows + 4 * block, v_row_bytes);
-            Tiles::template load<5>(v_rows + 6 * block, v_row_bytes);
-            Tiles::template dot<2, 4, 7>();
-            Tiles::template dot<3, 4, 5>();
-          }
-        }
-        Tiles::template store<0>(o, o_row_bytes);
-        Tiles::template store<1>(o + block, o_row_bytes);
-        if (four) Tiles::template store<2>(o + 2 * block, o_row_bytes), Tiles::template store<3>(o + 3 * block, o_row_bytes);
-      }
+      accumulate(w, r0, span.tiles);
+      if (!pipeline && next < rows) scores(w, next, span.tiles, s_buffers[current ^ 1]);
+      current ^= 1;
+      r0 = next;
     }
   }
 
   /// o = acc / l (0 for rows that saw nothing) and lse, or the partial slot of a split item.
-  void write_rows(const Workspace& w, const WorkItem& item, index_t first_q_head, index_t first_row,
-                  index_t valid_rows) const {
+  TRIMIX_AMX_TARGET void write_rows(const Workspace& w, const WorkItem& item, index_t first_q_head, index_t first_row,
+                                    index_t valid_rows) const {
     const Problem& p = args.problem;
     for (index_t r = 0; r < rows; ++r) {
       const index_t i = r % q_rows;
@@ -467,7 +564,12 @@ struct ItemRunner {
         partial_lse[index_t(item.split_slot) * rows + r] = lse;
       } else {
         TO* out = args.o + p.o(item.batch, first_q_head + r / q_rows, first_row + i, 0);
-        for (index_t d = 0; d < dim; ++d) out[d * p.o.dim] = element_traits<TO>::from_float(acc[d] * inv);
+        if constexpr (std::is_same_v<TO, bf16>) {
+          if (p.o.dim == 1) store_bf16_row(acc, inv, dim, out);
+          else for (index_t d = 0; d < dim; ++d) out[d * p.o.dim] = bf16(acc[d] * inv);
+        } else {
+          for (index_t d = 0; d < dim; ++d) out[d * p.o.dim] = element_traits<TO>::from_float(acc[d] * inv);
+        }
         if (args.lse)
           args.lse[item.batch * p.lse_batch + (first_q_head + r / q_rows) * p.lse_head + (first_row + i) * p.lse_seq] = lse;
       }
