@@ -270,8 +270,9 @@ TRIMIX_AMX_TARGET inline void pack_v(const bf16* v, index_t v_stride, index_t ke
   }
 }
 
-/// 2^x for x <= 0 in 16 lanes, 0 below -126 (and for -inf): the polynomial of exp2_nonpositive.
-TRIMIX_AMX_TARGET inline __m512 exp2_nonpositive(__m512 x) {
+/// 2^x for x <= 0 in the lanes of `lanes`, 0 elsewhere and below -126 (and for -inf): the
+/// polynomial of exp2_nonpositive.
+TRIMIX_AMX_TARGET inline __m512 exp2_nonpositive(__m512 x, __mmask16 lanes) {
   const __m512 floor_limit = _mm512_set1_ps(-126.0f);
   const __m512 clamped = _mm512_max_ps(x, floor_limit);
   const __m512 whole = _mm512_roundscale_ps(clamped, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
@@ -283,35 +284,35 @@ TRIMIX_AMX_TARGET inline __m512 exp2_nonpositive(__m512 x) {
   poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(2.402298003e-1f));
   poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(6.931470037e-1f));
   poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(1.0f));
-  const __mmask16 keep = _mm512_cmp_ps_mask(x, floor_limit, _CMP_GE_OQ);
+  const __mmask16 keep = _mm512_mask_cmp_ps_mask(lanes, x, floor_limit, _CMP_GE_OQ);
   return _mm512_maskz_scalef_ps(keep, poly, whole);
 }
 
-/// One row's online-softmax step over a span of `tiles` 64-key tiles: scores s (unscaled, row
-/// stride irrelevant: one row; rewritten), visible keys per tile (bit j: key j of the tile), state
-/// (m, l) in base 2. Writes P rounded to bf16 and returns the factor by which the row's output
-/// must be rescaled.
-TRIMIX_AMX_TARGET inline float softmax_row(float* s, const std::uint64_t* visible, index_t tiles, float score_scale,
-                                           float& m, float& l, std::uint16_t* p) {
-  const __m512 scale = _mm512_set1_ps(score_scale), minus_inf = _mm512_set1_ps(minus_infinity);
+/// One row's online-softmax step over a span of `tiles` 64-key tiles: raw scores s (unscaled),
+/// visible keys per tile (bit j: key j of the tile), state (m, l) in base 2. Writes P rounded to
+/// bf16 and returns the factor by which the row's output must be rescaled. Two passes over s: the
+/// maximum of the visible raw scores (scale > 0 commutes with max), then p = 2^(scale s - m).
+TRIMIX_AMX_TARGET inline float softmax_row(const float* s, const std::uint64_t* visible, index_t tiles,
+                                           float score_scale, float& m, float& l, std::uint16_t* p) {
+  const __m512 minus_inf = _mm512_set1_ps(minus_infinity);
   __m512 most = minus_inf;
   for (index_t t = 0; t < tiles; ++t)
-    for (int c = 0; c < 4; ++c) {
-      float* x = s + t * kv_tile + 16 * c;
-      const __m512 scaled = _mm512_mask_mul_ps(minus_inf, __mmask16(visible[t] >> (16 * c)), _mm512_loadu_ps(x), scale);
-      _mm512_storeu_ps(x, scaled);
-      most = _mm512_max_ps(most, scaled);
-    }
-  const float tile_max = _mm512_reduce_max_ps(most);
+    for (int c = 0; c < 4; ++c)
+      most = _mm512_mask_max_ps(most, __mmask16(visible[t] >> (16 * c)), most, _mm512_loadu_ps(s + t * kv_tile + 16 * c));
+  const float tile_max = _mm512_reduce_max_ps(most) * score_scale;
   const float m_new = m < tile_max ? tile_max : m;
+  const __m512 scale = _mm512_set1_ps(score_scale);
   const __m512 shift = _mm512_set1_ps(m_new == minus_infinity ? 0.0f : m_new);
   __m512 sum = _mm512_setzero_ps();
-  for (index_t j = 0; j < tiles * kv_tile; j += 32) {
-    const __m512 a = exp2_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + j), shift));
-    const __m512 b = exp2_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), shift));
-    sum = _mm512_add_ps(sum, _mm512_add_ps(a, b));
-    _mm512_storeu_si512(static_cast<void*>(p + j), (__m512i)_mm512_cvtne2ps_pbh(b, a));
-  }
+  for (index_t t = 0; t < tiles; ++t)
+    for (int c = 0; c < 4; c += 2) {
+      const float* x = s + t * kv_tile + 16 * c;
+      const __m512 a = exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(x), scale, shift), __mmask16(visible[t] >> (16 * c)));
+      const __m512 b = exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(x + 16), scale, shift),
+                                        __mmask16(visible[t] >> (16 * c + 16)));
+      sum = _mm512_add_ps(sum, _mm512_add_ps(a, b));
+      _mm512_storeu_si512(static_cast<void*>(p + t * kv_tile + 16 * c), (__m512i)_mm512_cvtne2ps_pbh(b, a));
+    }
   const float alpha = rescale_factor(m, m_new);
   l = l * alpha + _mm512_reduce_add_ps(sum);
   m = m_new;
@@ -333,7 +334,7 @@ TRIMIX_AMX_TARGET inline void store_bf16_row(const float* acc, float inv, index_
 }
 
 /// Experiment knobs (read once): TRIMIX_AMX_SPAN tiles per span (1-4), TRIMIX_AMX_PIPELINE=0 to
-/// compute each row block's scores right before its softmax instead of one block ahead.
+/// run each row block's S, softmax and P V one after another instead of overlapping them.
 struct Knobs {
   index_t span = max_span_tiles;
   bool pipeline = true;
@@ -350,7 +351,7 @@ struct Knobs {
 
 /// Per-thread working memory of one item, 64-byte aligned, grown on demand.
 struct Workspace {
-  std::uint16_t *q, *vp, *p;  // bf16: Q rows, packed V, probabilities of 16 rows
+  std::uint16_t *q, *vp, *p;  // bf16: Q rows, packed V, probabilities of two 16-row blocks
   std::uint32_t* kp;          // packed K (pairs of bf16)
   float *o, *s, *m, *l;       // s: scores of two 16-row blocks
   static Workspace& of_thread(index_t rows, index_t dim) {
@@ -358,7 +359,7 @@ struct Workspace {
     static thread_local std::unique_ptr<unsigned char, void (*)(void*)> memory(nullptr, std::free);
     static thread_local std::size_t capacity = 0;
     const std::size_t sizes[] = {std::size_t(rows * dim) * 2,           std::size_t(max_span_keys * dim) * 2,
-                                 std::size_t(block * max_span_keys) * 2, std::size_t(max_span_keys * dim) * 2,
+                                 std::size_t(2 * block * max_span_keys) * 2, std::size_t(max_span_keys * dim) * 2,
                                  std::size_t(rows * dim) * 4,           std::size_t(2 * block * max_span_keys) * 4,
                                  std::size_t(rows) * 4,                 std::size_t(rows) * 4};
     std::size_t total = 0;
@@ -436,66 +437,87 @@ struct ItemRunner {
     write_rows(w, item, first_q_head, first_row, valid_rows);
   }
 
-  /// S = Q K^T for the 16 rows from r0 and the span's keys, into s (row stride max_span_keys).
-  TRIMIX_AMX_TARGET void scores(const Workspace& w, index_t r0, index_t tiles, float* s) const {
-    constexpr index_t k_row_bytes = max_span_keys * 4, s_row_bytes = max_span_keys * 4;
-    const index_t q_row_bytes = dim * 2;
-    for (index_t t = 0; t < tiles; ++t) {
-      Tiles::template zero<0>(), Tiles::template zero<1>(), Tiles::template zero<2>(), Tiles::template zero<3>();
-      for (index_t d = 0; d < dim; d += pair_block) {
-        const std::uint32_t* k_rows = w.kp + (d / 2) * max_span_keys + t * kv_tile;
-        Tiles::template load<4>(w.q + r0 * dim + d, q_row_bytes);
-        Tiles::template load<5>(k_rows, k_row_bytes);
-        Tiles::template load<6>(k_rows + block, k_row_bytes);
-        Tiles::template load<7>(k_rows + 2 * block, k_row_bytes);
-        Tiles::template dot<0, 4, 5>();
-        Tiles::template dot<1, 4, 6>();
+  /// The tile unit's work for one 16-row block step, cut into steps that can be issued between
+  /// softmax rows: O[pv rows] += P V (per 64-dim group and 32-key chunk), then S = Q K^T for the
+  /// s rows (per 64-key tile and 32-dim chunk). Tile registers 0-3 hold results across a group's
+  /// (a tile's) steps; nothing else uses them meanwhile, the softmax runs on the vector units.
+  struct TileWork {
+    index_t pv_r0 = -1, s_r0 = -1;  // first rows; -1: none
+    const std::uint16_t* p = nullptr;
+    float* s = nullptr;
+    index_t tiles = 0, pv_steps = 0, steps = 0, done = 0;
+  };
+
+  TileWork tile_work(index_t pv_r0, const std::uint16_t* p, index_t s_r0, float* s, index_t tiles) const {
+    TileWork work{pv_r0, s_r0, p, s, tiles};
+    work.pv_steps = pv_r0 >= 0 ? (dim + 4 * block - 1) / (4 * block) * (tiles * kv_tile / pair_block) : 0;
+    work.steps = work.pv_steps + (s_r0 >= 0 ? tiles * (dim / pair_block) : 0);
+    return work;
+  }
+
+  TRIMIX_AMX_TARGET void step(const Workspace& w, TileWork& work) const {
+    const index_t i = work.done++;
+    if (i < work.pv_steps) {
+      constexpr index_t p_row_bytes = max_span_keys * 2;
+      const index_t v_row_bytes = dim * 4, o_row_bytes = dim * 4;
+      const index_t chunks = work.tiles * kv_tile / pair_block, c = i % chunks, d0 = (i / chunks) * 4 * block;
+      float* o = w.o + work.pv_r0 * dim + d0;
+      const bool four = d0 + 4 * block <= dim;  // else two 16-dim tiles (dim % 64 == 32)
+      if (c == 0) {
+        Tiles::template load<0>(o, o_row_bytes);
+        Tiles::template load<1>(o + block, o_row_bytes);
+        if (four) Tiles::template load<2>(o + 2 * block, o_row_bytes), Tiles::template load<3>(o + 3 * block, o_row_bytes);
+      }
+      const std::uint16_t* v_rows = w.vp + c * pair_block * dim + 2 * d0;  // pair-row 16 c, column d0
+      Tiles::template load<4>(work.p + c * pair_block, p_row_bytes);
+      Tiles::template load<5>(v_rows, v_row_bytes);
+      Tiles::template load<6>(v_rows + 2 * block, v_row_bytes);
+      Tiles::template dot<0, 4, 5>();
+      Tiles::template dot<1, 4, 6>();
+      if (four) {
+        Tiles::template load<7>(v_rows + 4 * block, v_row_bytes);
+        Tiles::template load<5>(v_rows + 6 * block, v_row_bytes);
         Tiles::template dot<2, 4, 7>();
-        Tiles::template load<5>(k_rows + 3 * block, k_row_bytes);
         Tiles::template dot<3, 4, 5>();
       }
-      float* out = s + t * kv_tile;
-      Tiles::template store<0>(out, s_row_bytes);
-      Tiles::template store<1>(out + block, s_row_bytes);
-      Tiles::template store<2>(out + 2 * block, s_row_bytes);
-      Tiles::template store<3>(out + 3 * block, s_row_bytes);
-    }
-  }
-
-  /// O[16 rows from r0] += P V over the span's keys, four 16-dim result tiles at a time (two when
-  /// dim % 64 == 32).
-  TRIMIX_AMX_TARGET void accumulate(const Workspace& w, index_t r0, index_t tiles) const {
-    constexpr index_t p_row_bytes = max_span_keys * 2;
-    const index_t v_row_bytes = dim * 4, o_row_bytes = dim * 4;
-    for (index_t d0 = 0; d0 < dim; d0 += 4 * block) {
-      float* o = w.o + r0 * dim + d0;
-      const bool four = d0 + 4 * block <= dim;
-      Tiles::template load<0>(o, o_row_bytes);
-      Tiles::template load<1>(o + block, o_row_bytes);
-      if (four) Tiles::template load<2>(o + 2 * block, o_row_bytes), Tiles::template load<3>(o + 3 * block, o_row_bytes);
-      for (index_t j = 0; j < tiles * kv_tile; j += pair_block) {
-        const std::uint16_t* v_rows = w.vp + j * dim + 2 * d0;  // pair-row j / 2, column d0
-        Tiles::template load<4>(w.p + j, p_row_bytes);
-        Tiles::template load<5>(v_rows, v_row_bytes);
-        Tiles::template load<6>(v_rows + 2 * block, v_row_bytes);
-        Tiles::template dot<0, 4, 5>();
-        Tiles::template dot<1, 4, 6>();
-        if (four) {
-          Tiles::template load<7>(v_rows + 4 * block, v_row_bytes);
-          Tiles::template load<5>(v_rows + 6 * block, v_row_bytes);
-          Tiles::template dot<2, 4, 7>();
-          Tiles::template dot<3, 4, 5>();
-        }
+      if (c == chunks - 1) {
+        Tiles::template store<0>(o, o_row_bytes);
+        Tiles::template store<1>(o + block, o_row_bytes);
+        if (four) Tiles::template store<2>(o + 2 * block, o_row_bytes), Tiles::template store<3>(o + 3 * block, o_row_bytes);
       }
-      Tiles::template store<0>(o, o_row_bytes);
-      Tiles::template store<1>(o + block, o_row_bytes);
-      if (four) Tiles::template store<2>(o + 2 * block, o_row_bytes), Tiles::template store<3>(o + 3 * block, o_row_bytes);
+    } else {
+      constexpr index_t k_row_bytes = max_span_keys * 4, s_row_bytes = max_span_keys * 4;
+      const index_t chunks = dim / pair_block, j = i - work.pv_steps, c = j % chunks, t = j / chunks, d = c * pair_block;
+      if (c == 0) Tiles::template zero<0>(), Tiles::template zero<1>(), Tiles::template zero<2>(), Tiles::template zero<3>();
+      const std::uint32_t* k_rows = w.kp + (d / 2) * max_span_keys + t * kv_tile;
+      Tiles::template load<4>(w.q + work.s_r0 * dim + d, dim * 2);
+      Tiles::template load<5>(k_rows, k_row_bytes);
+      Tiles::template load<6>(k_rows + block, k_row_bytes);
+      Tiles::template load<7>(k_rows + 2 * block, k_row_bytes);
+      Tiles::template dot<0, 4, 5>();
+      Tiles::template dot<1, 4, 6>();
+      Tiles::template dot<2, 4, 7>();
+      Tiles::template load<5>(k_rows + 3 * block, k_row_bytes);
+      Tiles::template dot<3, 4, 5>();
+      if (c == chunks - 1) {
+        float* out = work.s + t * kv_tile;
+        Tiles::template store<0>(out, s_row_bytes);
+        Tiles::template store<1>(out + block, s_row_bytes);
+        Tiles::template store<2>(out + 2 * block, s_row_bytes);
+        Tiles::template store<3>(out + 3 * block, s_row_bytes);
+      }
     }
   }
 
-  /// One span: pack its K and V once for all rows, then per 16-row block S, softmax, P V. The next
-  /// block's scores are issued before this block's softmax so the tile unit computes them while
-  /// the vector units run the softmax.
+  TRIMIX_AMX_TARGET void finish(const Workspace& w, TileWork& work) const {
+    while (work.done < work.steps) step(w, work);
+  }
+
+  /// One span: pack its K and V once for all rows, then per 16-row block k the softmax of its
+  /// scores, with the tile unit's work of the neighbours (P V of block k - 1, S of block k + 1)
+  /// issued between the softmax rows, so the tile unit and the vector units work at once (a
+  /// tile instruction holds its place in the reorder buffer until done: issued in one piece, the
+  /// next block's scores overlapped only a few hundred softmax instructions).
   template <class ItemMask>
   TRIMIX_AMX_TARGET void visit_span(const Workspace& w, const ItemMask& item_mask, const WorkItem& item,
                                     index_t valid_rows, const Span& span) const {
@@ -508,25 +530,19 @@ struct ItemRunner {
       tile_keys[t] = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
     }
     const float score_scale = p.scale * log2e;
-    const index_t first_position = geometry.first_position(item.q_tile);
-    // Row blocks past seq_q (in every packed head) are skipped.
-    auto next_block = [&](index_t r0) {
-      while (r0 < rows && r0 % q_rows >= valid_rows) r0 += block;
-      return r0;
-    };
-    const bool pipeline = Knobs::get().pipeline;
+    const index_t first_position = geometry.first_position(item.q_tile), tiles = span.tiles;
+    // 16-row blocks with a row before seq_q (in its packed head).
+    index_t blocks[max_heads_per_item * q_rows / block], count = 0;
+    for (index_t r0 = 0; r0 < rows; r0 += block)
+      if (r0 % q_rows < valid_rows) blocks[count++] = r0;
     float* s_buffers[2] = {w.s, w.s + block * max_span_keys};
-    int current = 0;
-    index_t r0 = next_block(0);
-    if (r0 < rows) scores(w, r0, span.tiles, s_buffers[0]);
-    while (r0 < rows) {
-      const index_t next = next_block(r0 + block);
-      if (pipeline && next < rows) scores(w, next, span.tiles, s_buffers[current ^ 1]);
-      float* s = s_buffers[current];
+    std::uint16_t* p_buffers[2] = {w.p, w.p + block * max_span_keys};
+    auto softmax_rows = [&](index_t k, TileWork* overlapped) {
+      const index_t r0 = blocks[k], per_row = overlapped ? (overlapped->steps + block - 1) / block : 0;
       for (index_t i = 0; i < block; ++i) {
         const index_t r = r0 + i;
         std::uint64_t visible[max_span_tiles];
-        for (index_t t = 0; t < span.tiles; ++t) {
+        for (index_t t = 0; t < tiles; ++t) {
           visible[t] = tile_keys[t];
           if (!((span.partial >> t) & 1u)) continue;
           const index_t position = first_position + r % q_rows, first_key = geometry.first_key(span.first + t);
@@ -537,14 +553,32 @@ struct ItemRunner {
               if (!trimix::visible(item_mask, position, first_key + j, geometry.seq_k)) visible[t] &= ~(std::uint64_t(1) << j);
           }
         }
-        const float alpha = softmax_row(s + i * max_span_keys, visible, span.tiles, score_scale, w.m[r], w.l[r],
-                                        w.p + i * max_span_keys);
+        const float alpha = softmax_row(s_buffers[k & 1] + i * max_span_keys, visible, tiles, score_scale, w.m[r],
+                                        w.l[r], p_buffers[k & 1] + i * max_span_keys);
         if (alpha != 1.0f) scale_row(w.o + r * dim, dim, alpha);
+        for (index_t n = 0; n < per_row && overlapped->done < overlapped->steps; ++n) step(w, *overlapped);
       }
-      accumulate(w, r0, span.tiles);
-      if (!pipeline && next < rows) scores(w, next, span.tiles, s_buffers[current ^ 1]);
-      current ^= 1;
-      r0 = next;
+    };
+    if (count == 0) return;
+    if (Knobs::get().pipeline) {
+      TileWork first = tile_work(-1, nullptr, blocks[0], s_buffers[0], tiles);
+      finish(w, first);
+      for (index_t k = 0; k < count; ++k) {
+        TileWork around = tile_work(k > 0 ? blocks[k - 1] : -1, p_buffers[(k - 1) & 1],
+                                    k + 1 < count ? blocks[k + 1] : -1, s_buffers[(k + 1) & 1], tiles);
+        softmax_rows(k, &around);
+        finish(w, around);
+      }
+      TileWork last = tile_work(blocks[count - 1], p_buffers[(count - 1) & 1], -1, nullptr, tiles);
+      finish(w, last);
+    } else {
+      for (index_t k = 0; k < count; ++k) {
+        TileWork scores = tile_work(-1, nullptr, blocks[k], s_buffers[k & 1], tiles);
+        finish(w, scores);
+        softmax_rows(k, nullptr);
+        TileWork products = tile_work(blocks[k], p_buffers[k & 1], -1, nullptr, tiles);
+        finish(w, products);
+      }
     }
   }
 
