@@ -333,22 +333,6 @@ TRIMIX_AMX_TARGET inline void store_bf16_row(const float* acc, float inv, index_
   }
 }
 
-/// Experiment knobs (read once): TRIMIX_AMX_SPAN tiles per span (1-4), TRIMIX_AMX_PIPELINE=0 to
-/// run each row block's S, softmax and P V one after another instead of overlapping them.
-struct Knobs {
-  index_t span = max_span_tiles;
-  bool pipeline = true;
-  static const Knobs& get() {
-    static const Knobs k = [] {
-      Knobs out;
-      if (const char* e = std::getenv("TRIMIX_AMX_SPAN")) out.span = std::max<index_t>(1, std::min<index_t>(max_span_tiles, std::atoi(e)));
-      if (const char* e = std::getenv("TRIMIX_AMX_PIPELINE")) out.pipeline = e[0] != '0';
-      return out;
-    }();
-    return k;
-  }
-};
-
 /// Per-thread working memory of one item, 64-byte aligned, grown on demand.
 struct Workspace {
   std::uint16_t *q, *vp, *p;  // bf16: Q rows, packed V, probabilities of two 16-row blocks
@@ -421,10 +405,9 @@ struct ItemRunner {
     std::memset(w.o, 0, std::size_t(rows * dim) * sizeof(float));
     Tiles::configure();
     const auto item_mask = bind_head(mask, item.batch, first_q_head, p.q_heads);
-    const index_t span_limit = Knobs::get().span;
     Span span;
     for_each_item_tile(item_mask, geometry, item, runs[n], [&](index_t tile, bool partial) {
-      if (span.tiles > 0 && (tile != span.first + span.tiles || span.tiles == span_limit)) {
+      if (span.tiles > 0 && (tile != span.first + span.tiles || span.tiles == max_span_tiles)) {
         visit_span(w, item_mask, item, valid_rows, span);
         span.tiles = 0;
       }
@@ -515,9 +498,10 @@ struct ItemRunner {
 
   /// One span: pack its K and V once for all rows, then per 16-row block k the softmax of its
   /// scores, with the tile unit's work of the neighbours (P V of block k - 1, S of block k + 1)
-  /// issued between the softmax rows, so the tile unit and the vector units work at once (a
-  /// tile instruction holds its place in the reorder buffer until done: issued in one piece, the
-  /// next block's scores overlapped only a few hundred softmax instructions).
+  /// issued between the softmax rows, so that the tile unit and the vector units can work at once
+  /// (a tile instruction holds its reorder-buffer entry until done, so work issued in one piece
+  /// overlaps only a few hundred softmax instructions). Measured on the H200 host: within the
+  /// run-to-run noise of issuing each block's S, softmax and P V in order (bench/NOTES.md).
   template <class ItemMask>
   TRIMIX_AMX_TARGET void visit_span(const Workspace& w, const ItemMask& item_mask, const WorkItem& item,
                                     index_t valid_rows, const Span& span) const {
@@ -537,8 +521,8 @@ struct ItemRunner {
       if (r0 % q_rows < valid_rows) blocks[count++] = r0;
     float* s_buffers[2] = {w.s, w.s + block * max_span_keys};
     std::uint16_t* p_buffers[2] = {w.p, w.p + block * max_span_keys};
-    auto softmax_rows = [&](index_t k, TileWork* overlapped) {
-      const index_t r0 = blocks[k], per_row = overlapped ? (overlapped->steps + block - 1) / block : 0;
+    auto softmax_rows = [&](index_t k, TileWork& overlapped) {
+      const index_t r0 = blocks[k], per_row = (overlapped.steps + block - 1) / block;
       for (index_t i = 0; i < block; ++i) {
         const index_t r = r0 + i;
         std::uint64_t visible[max_span_tiles];
@@ -556,30 +540,20 @@ struct ItemRunner {
         const float alpha = softmax_row(s_buffers[k & 1] + i * max_span_keys, visible, tiles, score_scale, w.m[r],
                                         w.l[r], p_buffers[k & 1] + i * max_span_keys);
         if (alpha != 1.0f) scale_row(w.o + r * dim, dim, alpha);
-        for (index_t n = 0; n < per_row && overlapped->done < overlapped->steps; ++n) step(w, *overlapped);
+        for (index_t n = 0; n < per_row && overlapped.done < overlapped.steps; ++n) step(w, overlapped);
       }
     };
     if (count == 0) return;
-    if (Knobs::get().pipeline) {
-      TileWork first = tile_work(-1, nullptr, blocks[0], s_buffers[0], tiles);
-      finish(w, first);
-      for (index_t k = 0; k < count; ++k) {
-        TileWork around = tile_work(k > 0 ? blocks[k - 1] : -1, p_buffers[(k - 1) & 1],
-                                    k + 1 < count ? blocks[k + 1] : -1, s_buffers[(k + 1) & 1], tiles);
-        softmax_rows(k, &around);
-        finish(w, around);
-      }
-      TileWork last = tile_work(blocks[count - 1], p_buffers[(count - 1) & 1], -1, nullptr, tiles);
-      finish(w, last);
-    } else {
-      for (index_t k = 0; k < count; ++k) {
-        TileWork scores = tile_work(-1, nullptr, blocks[k], s_buffers[k & 1], tiles);
-        finish(w, scores);
-        softmax_rows(k, nullptr);
-        TileWork products = tile_work(blocks[k], p_buffers[k & 1], -1, nullptr, tiles);
-        finish(w, products);
-      }
+    TileWork first = tile_work(-1, nullptr, blocks[0], s_buffers[0], tiles);
+    finish(w, first);
+    for (index_t k = 0; k < count; ++k) {
+      TileWork around = tile_work(k > 0 ? blocks[k - 1] : -1, p_buffers[(k - 1) & 1], k + 1 < count ? blocks[k + 1] : -1,
+                                  s_buffers[(k + 1) & 1], tiles);
+      softmax_rows(k, around);
+      finish(w, around);
     }
+    TileWork last = tile_work(blocks[count - 1], p_buffers[(count - 1) & 1], -1, nullptr, tiles);
+    finish(w, last);
   }
 
   /// o = acc / l (0 for rows that saw nothing) and lse, or the partial slot of a split item.
