@@ -335,16 +335,16 @@ TRIMIX_AMX_TARGET inline void store_bf16_row(const float* acc, float inv, index_
 
 /// Per-thread working memory of one item, 64-byte aligned, grown on demand.
 struct Workspace {
-  std::uint16_t *q, *vp, *p;  // bf16: Q rows, packed V, probabilities of two 16-row blocks
+  std::uint16_t *q, *vp, *p;  // bf16: Q rows, packed V, probabilities of two row groups
   std::uint32_t* kp;          // packed K (pairs of bf16)
-  float *o, *s, *m, *l;       // s: scores of two 16-row blocks
+  float *o, *s, *m, *l;       // s: scores of two row groups (up to 32 rows each)
   static Workspace& of_thread(index_t rows, index_t dim) {
     static thread_local Workspace w;
     static thread_local std::unique_ptr<unsigned char, void (*)(void*)> memory(nullptr, std::free);
     static thread_local std::size_t capacity = 0;
     const std::size_t sizes[] = {std::size_t(rows * dim) * 2,           std::size_t(max_span_keys * dim) * 2,
-                                 std::size_t(2 * block * max_span_keys) * 2, std::size_t(max_span_keys * dim) * 2,
-                                 std::size_t(rows * dim) * 4,           std::size_t(2 * block * max_span_keys) * 4,
+                                 std::size_t(4 * block * max_span_keys) * 2, std::size_t(max_span_keys * dim) * 2,
+                                 std::size_t(rows * dim) * 4,           std::size_t(4 * block * max_span_keys) * 4,
                                  std::size_t(rows) * 4,                 std::size_t(rows) * 4};
     std::size_t total = 0;
     for (std::size_t bytes : sizes) total += (bytes + 63) / 64 * 64;
@@ -420,30 +420,59 @@ struct ItemRunner {
     write_rows(w, item, first_q_head, first_row, valid_rows);
   }
 
-  /// The tile unit's work for one 16-row block step, cut into steps that can be issued between
-  /// softmax rows: O[pv rows] += P V (per 64-dim group and 32-key chunk), then S = Q K^T for the
-  /// s rows (per 64-key tile and 32-dim chunk). Tile registers 0-3 hold results across a group's
-  /// (a tile's) steps; nothing else uses them meanwhile, the softmax runs on the vector units.
+  /// The tile unit's work around one softmax row group, cut into steps that can be issued between
+  /// softmax rows: O[pv rows] += P V, then S = Q K^T for the s rows. A group is 16 rows or two
+  /// 16-row blocks (32 rows): then each step is a 2 x 2 block of result tiles, so each B tile
+  /// (packed K or V, the operands read from L2) serves both blocks. Tile registers 0-3 hold results
+  /// across the steps of one result block; nothing else uses them meanwhile.
   struct TileWork {
-    index_t pv_r0 = -1, s_r0 = -1;  // first rows; -1: none
+    index_t pv_r0 = -1, pv_rows = 0, s_r0 = -1, s_rows = 0;  // first rows (-1: none) and rows
     const std::uint16_t* p = nullptr;
     float* s = nullptr;
     index_t tiles = 0, pv_steps = 0, steps = 0, done = 0;
   };
 
-  TileWork tile_work(index_t pv_r0, const std::uint16_t* p, index_t s_r0, float* s, index_t tiles) const {
-    TileWork work{pv_r0, s_r0, p, s, tiles};
-    work.pv_steps = pv_r0 >= 0 ? (dim + 4 * block - 1) / (4 * block) * (tiles * kv_tile / pair_block) : 0;
-    work.steps = work.pv_steps + (s_r0 >= 0 ? tiles * (dim / pair_block) : 0);
+  TileWork tile_work(index_t pv_r0, index_t pv_rows, const std::uint16_t* p, index_t s_r0, index_t s_rows, float* s,
+                     index_t tiles) const {
+    TileWork work{pv_r0, pv_rows, s_r0, s_rows, p, s, tiles};
+    const index_t key_chunks = tiles * kv_tile / pair_block, dim_chunks = dim / pair_block;
+    // 16 rows: steps of 64 dims (32 when dim % 64 == 32) x 32 keys and 64 keys x 32 dims;
+    // 32 rows: steps of 32 dims x 32 keys and 32 keys x 32 dims.
+    if (pv_r0 >= 0) work.pv_steps = pv_rows == block ? (dim + 4 * block - 1) / (4 * block) * key_chunks : dim_chunks * key_chunks;
+    work.steps = work.pv_steps;
+    if (s_r0 >= 0) work.steps += s_rows == block ? tiles * dim_chunks : 2 * tiles * dim_chunks;
     return work;
   }
 
   TRIMIX_AMX_TARGET void step(const Workspace& w, TileWork& work) const {
     const index_t i = work.done++;
-    if (i < work.pv_steps) {
-      constexpr index_t p_row_bytes = max_span_keys * 2;
-      const index_t v_row_bytes = dim * 4, o_row_bytes = dim * 4;
-      const index_t chunks = work.tiles * kv_tile / pair_block, c = i % chunks, d0 = (i / chunks) * 4 * block;
+    constexpr index_t p_row_bytes = max_span_keys * 2, k_row_bytes = max_span_keys * 4, s_row_bytes = max_span_keys * 4;
+    const index_t v_row_bytes = dim * 4, o_row_bytes = dim * 4, q_row_bytes = dim * 2;
+    const index_t key_chunks = work.tiles * kv_tile / pair_block, dim_chunks = dim / pair_block;
+    if (i < work.pv_steps && work.pv_rows == 2 * block) {
+      // O[32 rows x 32 dims] += P[32 rows x 32 keys] V[32 keys x 32 dims]
+      const index_t c = i % key_chunks, d0 = (i / key_chunks) * pair_block;
+      float* o = w.o + work.pv_r0 * dim + d0;
+      if (c == 0) {
+        Tiles::template load<0>(o, o_row_bytes), Tiles::template load<1>(o + block, o_row_bytes);
+        Tiles::template load<2>(o + block * dim, o_row_bytes), Tiles::template load<3>(o + block * dim + block, o_row_bytes);
+      }
+      const std::uint16_t* v_rows = w.vp + c * pair_block * dim + 2 * d0;
+      Tiles::template load<4>(work.p + c * pair_block, p_row_bytes);
+      Tiles::template load<6>(v_rows, v_row_bytes);
+      Tiles::template dot<0, 4, 6>();
+      Tiles::template load<7>(v_rows + 2 * block, v_row_bytes);
+      Tiles::template dot<1, 4, 7>();
+      Tiles::template load<5>(work.p + block * max_span_keys + c * pair_block, p_row_bytes);
+      Tiles::template dot<2, 5, 6>();
+      Tiles::template dot<3, 5, 7>();
+      if (c == key_chunks - 1) {
+        Tiles::template store<0>(o, o_row_bytes), Tiles::template store<1>(o + block, o_row_bytes);
+        Tiles::template store<2>(o + block * dim, o_row_bytes), Tiles::template store<3>(o + block * dim + block, o_row_bytes);
+      }
+    } else if (i < work.pv_steps) {
+      // O[16 rows x 64 dims] += P[16 rows x 32 keys] V[32 keys x 64 dims]
+      const index_t c = i % key_chunks, d0 = (i / key_chunks) * 4 * block;
       float* o = w.o + work.pv_r0 * dim + d0;
       const bool four = d0 + 4 * block <= dim;  // else two 16-dim tiles (dim % 64 == 32)
       if (c == 0) {
@@ -463,17 +492,37 @@ struct ItemRunner {
         Tiles::template dot<2, 4, 7>();
         Tiles::template dot<3, 4, 5>();
       }
-      if (c == chunks - 1) {
+      if (c == key_chunks - 1) {
         Tiles::template store<0>(o, o_row_bytes);
         Tiles::template store<1>(o + block, o_row_bytes);
         if (four) Tiles::template store<2>(o + 2 * block, o_row_bytes), Tiles::template store<3>(o + 3 * block, o_row_bytes);
       }
+    } else if (work.s_rows == 2 * block) {
+      // S[32 rows x 32 keys] = Q[32 rows x dim] K[dim x 32 keys]
+      const index_t j = i - work.pv_steps, c = j % dim_chunks, half = j / dim_chunks, d = c * pair_block;
+      if (c == 0) Tiles::template zero<0>(), Tiles::template zero<1>(), Tiles::template zero<2>(), Tiles::template zero<3>();
+      const std::uint32_t* k_rows = w.kp + (d / 2) * max_span_keys + half * pair_block;
+      const std::uint16_t* q = w.q + work.s_r0 * dim + d;
+      Tiles::template load<4>(q, q_row_bytes);
+      Tiles::template load<6>(k_rows, k_row_bytes);
+      Tiles::template dot<0, 4, 6>();
+      Tiles::template load<7>(k_rows + block, k_row_bytes);
+      Tiles::template dot<1, 4, 7>();
+      Tiles::template load<5>(q + block * dim, q_row_bytes);
+      Tiles::template dot<2, 5, 6>();
+      Tiles::template dot<3, 5, 7>();
+      if (c == dim_chunks - 1) {
+        float* out = work.s + half * pair_block;
+        Tiles::template store<0>(out, s_row_bytes), Tiles::template store<1>(out + block, s_row_bytes);
+        Tiles::template store<2>(out + block * max_span_keys, s_row_bytes);
+        Tiles::template store<3>(out + block * max_span_keys + block, s_row_bytes);
+      }
     } else {
-      constexpr index_t k_row_bytes = max_span_keys * 4, s_row_bytes = max_span_keys * 4;
-      const index_t chunks = dim / pair_block, j = i - work.pv_steps, c = j % chunks, t = j / chunks, d = c * pair_block;
+      // S[16 rows x 64 keys] = Q[16 rows x dim] K[dim x 64 keys]
+      const index_t j = i - work.pv_steps, c = j % dim_chunks, t = j / dim_chunks, d = c * pair_block;
       if (c == 0) Tiles::template zero<0>(), Tiles::template zero<1>(), Tiles::template zero<2>(), Tiles::template zero<3>();
       const std::uint32_t* k_rows = w.kp + (d / 2) * max_span_keys + t * kv_tile;
-      Tiles::template load<4>(w.q + work.s_r0 * dim + d, dim * 2);
+      Tiles::template load<4>(w.q + work.s_r0 * dim + d, q_row_bytes);
       Tiles::template load<5>(k_rows, k_row_bytes);
       Tiles::template load<6>(k_rows + block, k_row_bytes);
       Tiles::template load<7>(k_rows + 2 * block, k_row_bytes);
@@ -482,7 +531,7 @@ struct ItemRunner {
       Tiles::template dot<2, 4, 7>();
       Tiles::template load<5>(k_rows + 3 * block, k_row_bytes);
       Tiles::template dot<3, 4, 5>();
-      if (c == chunks - 1) {
+      if (c == dim_chunks - 1) {
         float* out = work.s + t * kv_tile;
         Tiles::template store<0>(out, s_row_bytes);
         Tiles::template store<1>(out + block, s_row_bytes);
@@ -515,15 +564,23 @@ struct ItemRunner {
     }
     const float score_scale = p.scale * log2e;
     const index_t first_position = geometry.first_position(item.q_tile), tiles = span.tiles;
-    // 16-row blocks with a row before seq_q (in its packed head).
-    index_t blocks[max_heads_per_item * q_rows / block], count = 0;
-    for (index_t r0 = 0; r0 < rows; r0 += block)
-      if (r0 % q_rows < valid_rows) blocks[count++] = r0;
-    float* s_buffers[2] = {w.s, w.s + block * max_span_keys};
-    std::uint16_t* p_buffers[2] = {w.p, w.p + block * max_span_keys};
+    // Row groups: 16-row blocks with a row before seq_q (in its packed head), two adjacent ones
+    // together where the engine pairs them.
+    index_t group_r0[max_heads_per_item * q_rows / block], group_rows[max_heads_per_item * q_rows / block], count = 0;
+    const bool pairs = pair_row_blocks();
+    for (index_t r0 = 0; r0 < rows; r0 += block) {
+      if (r0 % q_rows >= valid_rows) continue;
+      if (pairs && count > 0 && group_rows[count - 1] == block && group_r0[count - 1] + block == r0) {
+        group_rows[count - 1] = 2 * block;
+        continue;
+      }
+      group_r0[count] = r0, group_rows[count] = block, ++count;
+    }
+    float* s_buffers[2] = {w.s, w.s + 2 * block * max_span_keys};
+    std::uint16_t* p_buffers[2] = {w.p, w.p + 2 * block * max_span_keys};
     auto softmax_rows = [&](index_t k, TileWork& overlapped) {
-      const index_t r0 = blocks[k], per_row = (overlapped.steps + block - 1) / block;
-      for (index_t i = 0; i < block; ++i) {
+      const index_t r0 = group_r0[k], n_rows = group_rows[k], per_row = (overlapped.steps + n_rows - 1) / n_rows;
+      for (index_t i = 0; i < n_rows; ++i) {
         const index_t r = r0 + i;
         std::uint64_t visible[max_span_tiles];
         for (index_t t = 0; t < tiles; ++t) {
@@ -544,16 +601,27 @@ struct ItemRunner {
       }
     };
     if (count == 0) return;
-    TileWork first = tile_work(-1, nullptr, blocks[0], s_buffers[0], tiles);
+    TileWork first = tile_work(-1, 0, nullptr, group_r0[0], group_rows[0], s_buffers[0], tiles);
     finish(w, first);
     for (index_t k = 0; k < count; ++k) {
-      TileWork around = tile_work(k > 0 ? blocks[k - 1] : -1, p_buffers[(k - 1) & 1], k + 1 < count ? blocks[k + 1] : -1,
-                                  s_buffers[(k + 1) & 1], tiles);
+      const bool before = k > 0, after = k + 1 < count;
+      TileWork around = tile_work(before ? group_r0[k - 1] : -1, before ? group_rows[k - 1] : 0, p_buffers[(k - 1) & 1],
+                                  after ? group_r0[k + 1] : -1, after ? group_rows[k + 1] : 0, s_buffers[(k + 1) & 1],
+                                  tiles);
       softmax_rows(k, around);
       finish(w, around);
     }
-    TileWork last = tile_work(blocks[count - 1], p_buffers[(count - 1) & 1], -1, nullptr, tiles);
+    TileWork last = tile_work(group_r0[count - 1], group_rows[count - 1], p_buffers[(count - 1) & 1], -1, 0, nullptr, tiles);
     finish(w, last);
+  }
+
+  /// Experiment switch (read once): TRIMIX_AMX_ROWS=32 pairs adjacent 16-row blocks.
+  static bool pair_row_blocks() {
+    static const bool pairs = [] {
+      const char* e = std::getenv("TRIMIX_AMX_ROWS");
+      return e && std::atoi(e) == 32;
+    }();
+    return pairs;
   }
 
   /// o = acc / l (0 for rows that saw nothing) and lse, or the partial slot of a split item.
