@@ -4,13 +4,18 @@
 /// products of a tile on the tile matrix unit (tdpbf16ps: a 16 x 32 bf16 tile times a 32 x 16 one
 /// into 16 x 16 fp32, 16K FLOPs per instruction, 32 times vdpbf16ps' 512), the online softmax in
 /// AVX-512. Unlike the AVX512-BF16 engine behind the portable kernel, it works on the bf16 inputs
-/// directly (no fp32 tiles): per item, Q rows are copied once; per kv-tile, K is transposed into
-/// the tile unit's pair layout ("VNNI": row d/2 holds dims d, d+1 of 16 keys) and V's key pairs
-/// interleaved, both shared by every row of the item (GQA heads packed); then per 16 rows:
-///   S = Q K^T (4 fp32 tiles, 64 keys) -> memory -> softmax (scale, mask, max, exp2, sum; P
-///   rounded to bf16 as the GPU engines do) -> O rows rescaled where the max moved -> O += P V with
-///   O's 16-row slice loaded into and stored from fp32 tiles.
+/// directly (no fp32 tiles). Per item, Q rows are copied once. The item's kv-tiles are taken in
+/// spans of up to 4 consecutive tiles (256 keys): K is transposed into the tile unit's pair layout
+/// ("VNNI": row d/2 holds dims d, d+1 of 16 keys) and V's key pairs interleaved, both shared by
+/// every row of the item (GQA heads packed); then per row group (two 16-row blocks, 2 x 2 result
+/// tiles, or one block):
+///   S = Q K^T (fp32 tiles) -> memory -> softmax (scale, mask, max, exp2, sum; P rounded to bf16
+///   as the GPU engines do) -> O rows rescaled where the max moved -> O += P V with O's rows
+///   loaded into and stored from fp32 tiles once per span;
+/// the tile unit's work for the neighbouring groups is issued between the softmax rows.
 /// Work items are those of the shared plan (q-tiles of 48 rows, 64-key tiles, split-KV, combine).
+/// What limits it (bench/amx_probe, bench/NOTES.md): the tile loads, which wait for the products
+/// that last read their registers.
 ///
 /// Chosen at plan time when the CPU has AMX-TILE, AMX-BF16 and AVX512-BF16 and Linux grants the
 /// tile state (arch_prctl), for head dims that are multiples of 32 up to 256 and contiguous head
