@@ -11,6 +11,10 @@
 //   L2 operands      the same from a 640 KB buffer, a new part per step (packed K/V re-read per block)
 //   vector-stored A  the A tile (P) written by AVX-512 stores right before its tile load
 //   stored results   the four results stored and read back by vector loads every 4 steps (S to softmax)
+//   2x2 L1           two A and two B tiles per four dots, each read by two (the paired row groups)
+//   2 results, 2 sets two results; each step loads one A and two B tiles into the register set the
+//                    step before last used (A in 2/3, B in 4-5/6-7), so no load waits for a dot
+//                    that was just issued to read its register
 // Needs AMX (Sapphire Rapids or newer, Linux 5.16+); prints why not otherwise.
 
 #include <trimix/engine.hpp>
@@ -31,7 +35,7 @@ namespace {
 using trimix::index_t;
 using Tiles = trimix::impl::host_amx::HardwareTiles;
 
-enum class Case { dots, l1, l2, vector_a, stored_results };
+enum class Case { dots, l1, l2, vector_a, stored_results, two_by_two, double_buffered };
 
 // GCC 12 reports the intrinsics' own _mm512_undefined_* sources as uninitialized once inlined.
 #pragma GCC diagnostic push
@@ -66,6 +70,29 @@ __attribute__((target("avx512f,avx512bw"))) double run_case(Case which, double s
           break;
         }
         case Case::stored_results: part = base + (steps % 5) * 512; break;
+        case Case::two_by_two:
+        case Case::double_buffered: break;  // below
+      }
+      if (which == Case::two_by_two) {
+        part = base + (steps % 5) * 512;
+        Tiles::load<4>(part, 64), Tiles::load<6>(part + 1024, 64);
+        Tiles::dot<0, 4, 6>();
+        Tiles::load<7>(part + 1536, 64);
+        Tiles::dot<1, 4, 7>();
+        Tiles::load<5>(part + 512, 64);
+        Tiles::dot<2, 5, 6>(), Tiles::dot<3, 5, 7>();
+        continue;
+      }
+      if (which == Case::double_buffered) {  // two results (0, 1): half the products per step
+        part = base + (steps % 5) * 512;
+        if (steps % 2 == 0) {
+          Tiles::load<2>(part, 64), Tiles::load<4>(part + 512, 64), Tiles::load<5>(part + 1024, 64);
+          Tiles::dot<0, 2, 4>(), Tiles::dot<1, 2, 5>();
+        } else {
+          Tiles::load<3>(part, 64), Tiles::load<6>(part + 512, 64), Tiles::load<7>(part + 1024, 64);
+          Tiles::dot<0, 3, 6>(), Tiles::dot<1, 3, 7>();
+        }
+        continue;
       }
       if (which != Case::dots) {
         Tiles::load<4>(part, 64);
@@ -88,7 +115,8 @@ __attribute__((target("avx512f,avx512bw"))) double run_case(Case which, double s
       Tiles::store<0>(results[0], 64);
       Tiles::release();
       if (sink < -1.0f || results[0][0] < -1.0f) std::printf(" ");  // keep the work observable
-      return double(steps) * 4 * (16.0 * 16 * 32 * 2) / elapsed * 1e-9;
+      const double dots_per_step = which == Case::double_buffered ? 2 : 4;
+      return double(steps) * dots_per_step * (16.0 * 16 * 32 * 2) / elapsed * 1e-9;
     }
   }
 }
@@ -113,7 +141,9 @@ int main(int argc, char** argv) {
                                                 {Case::l1, "L1 operands"},
                                                 {Case::l2, "L2 operands"},
                                                 {Case::vector_a, "vector-stored A"},
-                                                {Case::stored_results, "stored results"}};
+                                                {Case::stored_results, "stored results"},
+                                                {Case::two_by_two, "2x2 L1"},
+                                                {Case::double_buffered, "2 results, 2 sets"}};
   std::printf("%-16s %14s %22s\n", "case", "GFLOP/s 1 thr", "GFLOP/s per thread of N");
   for (const auto& [which, name] : cases) {
     const double one = run_case(which, seconds);
