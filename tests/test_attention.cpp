@@ -418,6 +418,31 @@ TEST_CASE("host AMX engine matches the reference", "[attention][engine][amx]") {
                                                trimix::Causal{});
       CHECK(plan.backend_engine);
     }
+    // Head dims that are not contiguous (LayoutLeft): the engine declines the views
+    // (handles_views) and the portable kernel runs on the plan made for the engine's tiles.
+    const Shape s{1, 4, 1, 70, 130, 64};
+    const auto in = random_inputs<trimix::bf16>(s, rng, Layout::bhsd);
+    using Left = Kokkos::View<trimix::bf16****, Kokkos::LayoutLeft, ExecSpace>;
+    auto to_left = [](const auto& host) {
+      Left out(std::string(host.label()), host.extent(0), host.extent(1), host.extent(2), host.extent(3));
+      auto mirror = Kokkos::create_mirror_view(out);
+      for (std::size_t a = 0; a < host.extent(0); ++a)
+        for (std::size_t b = 0; b < host.extent(1); ++b)
+          for (std::size_t c = 0; c < host.extent(2); ++c)
+            for (std::size_t d = 0; d < host.extent(3); ++d) mirror(a, b, c, d) = host(a, b, c, d);
+      Kokkos::deep_copy(out, mirror);
+      return out;
+    };
+    const Left q = to_left(in.q), k = to_left(in.k), v = to_left(in.v), o("o", s.batch, s.q_heads, s.seq_q, s.head_dim);
+    REQUIRE(q.stride(3) != 1);
+    poison(o);
+    const auto mask = trimix::Triangle{3, 40, 20};
+    CHECK(trimix::plan_attention(ExecSpace{}, q, k, v, o, mask).backend_engine);
+    trimix::attention(ExecSpace{}, q, k, v, o, mask);
+    Kokkos::fence();
+    Kokkos::View<double****, Kokkos::HostSpace> o_ref("o_ref", s.batch, s.q_heads, s.seq_q, s.head_dim);
+    trimix::reference::attention(in.q, in.k, in.v, o_ref, mask, {});
+    CHECK(all_close(o, o_ref, Tolerance<trimix::bf16>::atol, Tolerance<trimix::bf16>::rtol));
   }
 #else
   SKIP("not an x86-64 Linux GCC/Clang build");

@@ -14,8 +14,8 @@
 ///   loaded into and stored from fp32 tiles once per span;
 /// the tile unit's work for the neighbouring groups is issued between the softmax rows.
 /// Work items are those of the shared plan (q-tiles of 48 rows, 64-key tiles, split-KV, combine).
-/// What limits it (bench/amx_probe, bench/NOTES.md): the tile loads, which wait for the products
-/// that last read their registers.
+/// What limits it (bench/amx_probe, bench/NOTES.md): the tile loads (likely because a load waits
+/// for the product that last read its register; not yet tested).
 ///
 /// Chosen at plan time when the CPU has AMX-TILE, AMX-BF16 and AVX512-BF16 and Linux grants the
 /// tile state (arch_prctl), for head dims that are multiples of 32 up to 256 and contiguous head
@@ -104,7 +104,7 @@ inline const char* mode_name() {
 }
 
 /// Every tile register as 16 rows x 64 bytes (palette 1): bf16 operands 16 x 32, fp32 results
-/// 16 x 16. Registers 0-3 hold results, 4 the left operand, 5-7 right operands.
+/// 16 x 16. Registers 0-3 hold results, 4-7 operands.
 struct alignas(64) TileConfig {
   std::uint8_t palette = 1, start_row = 0;
   std::uint8_t reserved[14] = {};
@@ -591,12 +591,7 @@ struct ItemRunner {
           visible[t] = tile_keys[t];
           if (!((span.partial >> t) & 1u)) continue;
           const index_t position = first_position + r % q_rows, first_key = geometry.first_key(span.first + t);
-          if constexpr (has_visible_bits<ItemMask>::value) {
-            visible[t] &= trimix::visible_bits(item_mask, position, first_key, geometry.seq_k);
-          } else {
-            for (index_t j = 0; j < kv_tile; ++j)
-              if (!trimix::visible(item_mask, position, first_key + j, geometry.seq_k)) visible[t] &= ~(std::uint64_t(1) << j);
-          }
+          visible[t] &= visible_word(item_mask, position, first_key, kv_tile, geometry.seq_k);
         }
         const float alpha = softmax_row(s_buffers[k & 1] + i * max_span_keys, visible, tiles, score_scale, w.m[r],
                                         w.l[r], p_buffers[k & 1] + i * max_span_keys);

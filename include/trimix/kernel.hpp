@@ -106,6 +106,21 @@ TRIMIX_FUNCTION void for_each_item_tile(const ItemMask& item_mask, const TileGeo
   }
 }
 
+/// Which of `count` (<= 64) keys from `first_key` one query position sees, as bits (bit j: key
+/// first_key + j): one call for policies with visible_bits, else one visible() per key.
+template <class ItemMask>
+TRIMIX_FUNCTION std::uint64_t visible_word(const ItemMask& item_mask, index_t position, index_t first_key,
+                                           index_t count, index_t seq_k) {
+  if constexpr (has_visible_bits<ItemMask>::value) {
+    return trimix::visible_bits(item_mask, position, first_key, seq_k);
+  } else {
+    std::uint64_t bits = 0;
+    for (index_t j = 0; j < count; ++j)
+      if (trimix::visible(item_mask, position, first_key + j, seq_k)) bits |= std::uint64_t(1) << j;
+    return bits;
+  }
+}
+
 /// One team per work item. Rows of an item are (packed head hh, query row i) with
 /// r = hh * q_rows + i; every packed head shares the kv-head, so one K/V tile serves them all.
 template <class ExecSpace, class Mask, class TQ, class TK, class TV, class TO>
@@ -223,16 +238,11 @@ struct AttentionKernel {
       }
       if (partial) {
         const index_t position = first_position + i;
-        if constexpr (has_visible_bits<ItemMask>::value) {  // 64 keys per call
-          for (index_t j0 = 0; j0 < keys; j0 += 64) {
-            const std::uint64_t bits = trimix::visible_bits(item_mask, position, first_key + j0, geometry.seq_k);
-            const index_t n = keys - j0 < 64 ? keys - j0 : 64;
-            for (index_t j = 0; j < n; ++j)
-              if (!((bits >> j) & 1u)) s[j0 + j] = minus_infinity;
-          }
-        } else {
-          for (index_t j = 0; j < keys; ++j)
-            if (!trimix::visible(item_mask, position, first_key + j, geometry.seq_k)) s[j] = minus_infinity;
+        for (index_t j0 = 0; j0 < keys; j0 += 64) {
+          const index_t n = keys - j0 < 64 ? keys - j0 : 64;
+          const std::uint64_t bits = visible_word(item_mask, position, first_key + j0, n, geometry.seq_k);
+          for (index_t j = 0; j < n; ++j)
+            if (!((bits >> j) & 1u)) s[j0 + j] = minus_infinity;
         }
       }
       update_row(s, keys, kv_tile, t.m[r], t.l[r], t.alpha[r]);
