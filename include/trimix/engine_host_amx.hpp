@@ -26,6 +26,7 @@
 
 #include <trimix/element.hpp>
 #include <trimix/engine.hpp>
+#include <trimix/engine_host_avx512.hpp>
 #include <trimix/kernel.hpp>
 #include <trimix/plan.hpp>
 #include <trimix/softmax.hpp>
@@ -195,34 +196,8 @@ struct EmulatedTiles {
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-/// out[j][i] = in[i][j] for a 16 x 16 block of 32-bit words: rows of `in` `in_stride` words
-/// apart, rows of `out` `out_stride` words apart. Four rounds of 16 shuffles: 32-bit and 64-bit
-/// unpacks transpose the 4 x 4 blocks inside each 128-bit lane, two lane shuffles move the blocks.
-TRIMIX_AMX_TARGET inline void transpose_words(const std::uint32_t* in, index_t in_stride, std::uint32_t* out,
-                                              index_t out_stride) {
-  __m512i r[16], a[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(static_cast<const void*>(in + i * in_stride));
-  for (int i = 0; i < 16; i += 2) {
-    a[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    a[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  // r[i + c], i in {0, 4, 8, 12}: in lane L, column 4 L + c of rows i .. i + 3.
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
-    r[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
-    r[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
-    r[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i e0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44), e1 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE);
-    const __m512i f0 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44),
-                  f1 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xEE);
-    _mm512_storeu_si512(static_cast<void*>(out + (0 + c) * out_stride), _mm512_shuffle_i32x4(e0, f0, 0x88));
-    _mm512_storeu_si512(static_cast<void*>(out + (4 + c) * out_stride), _mm512_shuffle_i32x4(e0, f0, 0xDD));
-    _mm512_storeu_si512(static_cast<void*>(out + (8 + c) * out_stride), _mm512_shuffle_i32x4(e1, f1, 0x88));
-    _mm512_storeu_si512(static_cast<void*>(out + (12 + c) * out_stride), _mm512_shuffle_i32x4(e1, f1, 0xDD));
-  }
-}
+using host_avx512::exp2_nonpositive;  // the vector one (hides the scalar one of softmax.hpp here)
+using host_avx512::transpose_words;
 
 /// Most consecutive kv-tiles of a run the engine takes in one step, a "span": S, the softmax and
 /// P V then run over up to 256 keys, so each 16-row slice of O passes through the tile registers
@@ -273,24 +248,6 @@ TRIMIX_AMX_TARGET inline void pack_v(const bf16* v, index_t v_stride, index_t ke
       _mm512_storeu_si512(static_cast<void*>(out + 2 * d + 32), _mm512_permutex2var_epi16(x, second, y));
     }
   }
-}
-
-/// 2^x for x <= 0 in the lanes of `lanes`, 0 elsewhere and below -126 (and for -inf): the
-/// polynomial of exp2_nonpositive.
-TRIMIX_AMX_TARGET inline __m512 exp2_nonpositive(__m512 x, __mmask16 lanes) {
-  const __m512 floor_limit = _mm512_set1_ps(-126.0f);
-  const __m512 clamped = _mm512_max_ps(x, floor_limit);
-  const __m512 whole = _mm512_roundscale_ps(clamped, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(clamped, whole);
-  __m512 poly = _mm512_set1_ps(2.169060899e-4f);
-  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(1.244308194e-3f));
-  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(9.678472765e-3f));
-  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(5.548352376e-2f));
-  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(2.402298003e-1f));
-  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(6.931470037e-1f));
-  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(1.0f));
-  const __mmask16 keep = _mm512_mask_cmp_ps_mask(lanes, x, floor_limit, _CMP_GE_OQ);
-  return _mm512_maskz_scalef_ps(keep, poly, whole);
 }
 
 /// One row's online-softmax step over a span of `tiles` 64-key tiles: raw scores s (unscaled),

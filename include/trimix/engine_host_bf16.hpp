@@ -13,6 +13,7 @@
 /// them, checked once per process, so a portable build (no -march) runs them where they exist and
 /// the portable engine elsewhere. TRIMIX_HOST_BF16DP=0 forces the portable engine (for measuring).
 
+#include <trimix/engine_host_avx512.hpp>
 #include <trimix/engine_portable.hpp>
 #include <trimix/element.hpp>
 
@@ -171,8 +172,8 @@ TRIMIX_BF16DP_TARGET void accumulate(const float* p, const float* v, const float
 /// All translation units of a program must see the same TRIMIX_HAS_HOST_BF16DP (e.g. no mix of
 /// nvcc- and g++-compiled calls of one kernel instantiation): the engine is part of the kernel.
 template <index_t RowBlock, index_t LaneBlock>
-struct HostBf16Engine : PortableEngine<RowBlock, LaneBlock> {
-  using Base = PortableEngine<RowBlock, LaneBlock>;
+struct HostBf16Engine : HostAvx512Engine<RowBlock, LaneBlock> {
+  using Base = HostAvx512Engine<RowBlock, LaneBlock>;
   /// Q unscaled where the bf16 products run (the packing must be exact), pre-scaled elsewhere
   /// (exactly the portable engine).
   static bool prescales_q(index_t rows, index_t dim, index_t kv_tile) { return !uses_bf16dp(rows, dim, kv_tile); }
@@ -208,15 +209,18 @@ struct HostBf16Engine : PortableEngine<RowBlock, LaneBlock> {
   }
 };
 
-/// The engine the portable kernel uses: HostBf16Engine for bf16 Q, K, V on host-accessible
-/// spaces, else PortableEngine.
+/// The engine the portable kernel uses: on host-accessible spaces HostBf16Engine for bf16 Q, K, V
+/// and HostAvx512Engine for the other element types (each checks the CPU at run time), else
+/// PortableEngine.
 template <class ExecSpace, class TQ, class TK, class TV, index_t RowBlock, index_t LaneBlock>
 struct portable_engine_select {
   static constexpr bool host = Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename ExecSpace::memory_space>::accessible;
   static constexpr bool bf16_inputs =
       std::is_same_v<TQ, trimix::bf16> && std::is_same_v<TK, trimix::bf16> && std::is_same_v<TV, trimix::bf16>;
-  using type = std::conditional_t<host && bf16_inputs && TRIMIX_HAS_HOST_BF16DP, HostBf16Engine<RowBlock, LaneBlock>,
-                                  PortableEngine<RowBlock, LaneBlock>>;
+  using type = std::conditional_t<
+      host && bf16_inputs && TRIMIX_HAS_HOST_BF16DP, HostBf16Engine<RowBlock, LaneBlock>,
+      std::conditional_t<host && TRIMIX_HAS_HOST_AVX512, HostAvx512Engine<RowBlock, LaneBlock>,
+                         PortableEngine<RowBlock, LaneBlock>>>;
 };
 
 }  // namespace trimix::impl

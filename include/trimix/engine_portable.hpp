@@ -10,6 +10,10 @@
 /// into SIMD FMAs; on GPUs each member keeps its micro-tile in registers.
 
 #include <trimix/config.hpp>
+#include <trimix/element.hpp>
+#include <trimix/softmax.hpp>
+
+#include <type_traits>
 
 /// Marks a loop whose iterations are independent as a SIMD loop on host compilers that support
 /// OpenMP SIMD (active with -fopenmp or -fopenmp-simd). Without it GCC vectorises the wrong loop of
@@ -55,7 +59,7 @@ struct portable_engine_traits<
   static constexpr index_t q_rows = 16;
   static constexpr index_t kv_tile = 32;
   static constexpr index_t max_heads_per_item = 4;
-  static constexpr index_t row_block = 4;
+  static constexpr index_t row_block = 6;
   static constexpr index_t lane_block = 16;
 };
 
@@ -74,6 +78,78 @@ struct PortableEngine {
 
   /// Whether the kernel stores Q pre-multiplied by scale * log2(e) (else it scales the scores).
   TRIMIX_FUNCTION static constexpr bool prescales_q(index_t, index_t, index_t) { return true; }
+
+  /// The fp32 operand tiles of one kv-tile: kt[dim][kv_tile] = K transposed (dim-major, for the
+  /// score micro-kernel) and v[kv_tile][dim], from `keys` rows of K and V (`k_seq` / `v_seq`
+  /// elements apart, head-dim steps `k_dim` / `v_dim`); zeros past `keys`.
+  template <class Team, class TK, class TV>
+  TRIMIX_FUNCTION static void load_kv(const Team& team, const TK* k, index_t k_seq, index_t k_dim, const TV* v,
+                                      index_t v_seq, index_t v_dim, index_t keys, index_t dim, index_t kv_tile,
+                                      float* kt, float* vt) {
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, kv_tile), [&](index_t j) {
+      float* kt_column = kt + j;
+      float* v_out = vt + j * dim;
+      if (j >= keys) {
+        Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
+          kt_column[d * kv_tile] = 0.0f;
+          v_out[d] = 0.0f;
+        });
+        return;
+      }
+      const TK* k_row = k + j * k_seq;
+      const TV* v_row = v + j * v_seq;
+      // The head-dim steps as compile-time 1 (contiguous, the usual layouts: unit-stride loads
+      // without stride products) or run-time strides.
+      auto copy_row = [&](auto k_step, auto v_step) {
+        Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
+          kt_column[d * kv_tile] = element_traits<TK>::to_float(k_row[d * k_step]);
+          v_out[d] = element_traits<TV>::to_float(v_row[d * v_step]);
+        });
+      };
+      using unit_step = std::integral_constant<index_t, 1>;
+      if (k_dim == 1 && v_dim == 1) copy_row(unit_step{}, unit_step{});
+      else copy_row(k_dim, v_dim);
+    });
+  }
+
+  /// The online-softmax step of every row: rows of s[rows][kv_tile] (base-2 scores, masked ones
+  /// -inf) become probabilities in place, columns at or past `keys` 0; m, l (running max and sum)
+  /// move on and alpha[row] receives the factor that rescales the row's output.
+  template <class Team>
+  TRIMIX_FUNCTION static void softmax_rows(const Team& team, float* s, float* m, float* l, float* alpha,
+                                           index_t rows, index_t keys, index_t kv_tile) {
+    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
+      softmax_row(s + r * kv_tile, keys, kv_tile, m[r], l[r], alpha[r]);
+    });
+  }
+
+  /// One row of softmax_rows.
+  TRIMIX_FUNCTION static void softmax_row(float* s, index_t keys, index_t kv_tile, float& m, float& l,
+                                          float& alpha) {
+    constexpr index_t lanes = portable_min_lane_block;  // independent partial max / sum: vectorisable
+    for (index_t j = keys; j < kv_tile; ++j) s[j] = minus_infinity;
+    float lane_max[lanes], lane_sum[lanes];
+    for (index_t c = 0; c < lanes; ++c) lane_max[c] = minus_infinity, lane_sum[c] = 0.0f;
+    for (index_t j0 = 0; j0 < kv_tile; j0 += lanes)
+      for (index_t c = 0; c < lanes; ++c) lane_max[c] = lane_max[c] < s[j0 + c] ? s[j0 + c] : lane_max[c];
+    float tile_max = minus_infinity;
+    for (index_t c = 0; c < lanes; ++c) tile_max = tile_max < lane_max[c] ? lane_max[c] : tile_max;
+    const float m_new = m < tile_max ? tile_max : m;
+    const float shift = m_new == minus_infinity ? 0.0f : m_new;  // masked so far: p = 0, no NaN
+    for (index_t j0 = 0; j0 < kv_tile; j0 += lanes) {
+      TRIMIX_SIMD
+      for (index_t c = 0; c < lanes; ++c) {
+        const float e = exp2_nonpositive(s[j0 + c] - shift);
+        s[j0 + c] = e;
+        lane_sum[c] += e;
+      }
+    }
+    float tile_sum = 0.0f;
+    for (index_t c = 0; c < lanes; ++c) tile_sum += lane_sum[c];
+    alpha = rescale_factor(m, m_new);
+    l = l * alpha + tile_sum;
+    m = m_new;
+  }
 
   /// S[rows][kv_tile] = Q[rows][dim] * Kt[dim][kv_tile]. rows % row_block == 0,
   /// kv_tile % lane_block == 0.

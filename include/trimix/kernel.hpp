@@ -1,9 +1,10 @@
 #pragma once
 /// \file kernel.hpp
 /// The blocked online-softmax attention algorithm (FlashAttention-2 style), one Kokkos team per
-/// work item of the plan, for any mask policy. The tile math comes from the engine; this file owns
-/// what every engine shares: loading tiles, walking the policy's kv-tile runs, masking partial
-/// tiles, the online softmax and writing results.
+/// work item of the plan, for any mask policy. The tile math comes from the engine (the K / V tile
+/// copy, both products and the row softmax, with portable defaults in engine_portable.hpp); this
+/// file owns the order of the work: loading Q, walking the policy's kv-tile runs, scaling and
+/// masking partial tiles, and writing results.
 
 #include <trimix/element.hpp>
 #include <trimix/engine_host_bf16.hpp>
@@ -196,89 +197,39 @@ struct AttentionKernel {
     const Problem& p = args.problem;
     const index_t kv_tile = geometry.kv_tile, q_rows = geometry.q_tile;
     const index_t first_key = geometry.first_key(u), keys = geometry.kv_keys(u);
-    // K transposed (dim-major, for the score micro-kernel), V row-major; zeros past seq_k. A
-    // contiguous head_dim (the usual layouts) gets unit-stride loads without selects: the
-    // generic loop's stride products and selects were most of this copy on CPUs (bench/NOTES.md).
-    const bool contiguous = p.k.dim == 1 && p.v.dim == 1;
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, kv_tile), [&](index_t j) {
-      float* kt_column = t.kt + j;
-      float* v_out = t.v + j * dim;
-      if (j >= keys) {
-        Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
-          kt_column[d * kv_tile] = 0.0f;
-          v_out[d] = 0.0f;
-        });
-        return;
-      }
-      const TK* k_row = args.k + p.k(item.batch, item.kv_head, first_key + j, 0);
-      const TV* v_row = args.v + p.v(item.batch, item.kv_head, first_key + j, 0);
-      // The head-dim steps as compile-time 1 (contiguous) or run-time strides.
-      auto copy_row = [&](auto k_step, auto v_step) {
-        Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim), [&](index_t d) {
-          kt_column[d * kv_tile] = element_traits<TK>::to_float(k_row[d * k_step]);
-          v_out[d] = element_traits<TV>::to_float(v_row[d * v_step]);
-        });
-      };
-      using unit_step = std::integral_constant<index_t, 1>;
-      if (contiguous) copy_row(unit_step{}, unit_step{});
-      else copy_row(p.k.dim, p.v.dim);
-    });
+    // K transposed (dim-major, for the score micro-kernel), V row-major, fp32; zeros past seq_k.
+    Engine::load_kv(team, args.k + p.k(item.batch, item.kv_head, first_key, 0), p.k.seq, p.k.dim,
+                    args.v + p.v(item.batch, item.kv_head, first_key, 0), p.v.seq, p.v.dim, keys, dim, kv_tile,
+                    t.kt, t.v);
     team.team_barrier();
     Engine::scores(team, t.q, t.kt, t.s, rows, dim, kv_tile);
     team.team_barrier();
-    const index_t first_position = geometry.first_position(item.q_tile);
     const bool prescaled = Engine::prescales_q(rows, dim, kv_tile);
-    const float score_scale = args.problem.scale * log2e;
-    Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
-      float* s = t.s + r * kv_tile;
-      const index_t i = r % q_rows;
-      if (!prescaled) {
-        TRIMIX_SIMD
-        for (index_t j = 0; j < kv_tile; ++j) s[j] *= score_scale;
-      }
-      if (partial) {
-        const index_t position = first_position + i;
-        for (index_t j0 = 0; j0 < keys; j0 += 64) {
-          const index_t n = keys - j0 < 64 ? keys - j0 : 64;
-          const std::uint64_t bits = visible_word(item_mask, position, first_key + j0, n, geometry.seq_k);
-          for (index_t j = 0; j < n; ++j)
-            if (!((bits >> j) & 1u)) s[j0 + j] = minus_infinity;
+    if (partial || !prescaled) {
+      const index_t first_position = geometry.first_position(item.q_tile);
+      const float score_scale = args.problem.scale * log2e;
+      Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
+        float* s = t.s + r * kv_tile;
+        if (!prescaled) {
+          TRIMIX_SIMD
+          for (index_t j = 0; j < kv_tile; ++j) s[j] *= score_scale;
         }
-      }
-      update_row(s, keys, kv_tile, t.m[r], t.l[r], t.alpha[r]);
-    });
+        if (partial) {
+          const index_t position = first_position + r % q_rows;
+          for (index_t j0 = 0; j0 < keys; j0 += 64) {
+            const index_t n = keys - j0 < 64 ? keys - j0 : 64;
+            const std::uint64_t bits = visible_word(item_mask, position, first_key + j0, n, geometry.seq_k);
+            for (index_t j = 0; j < n; ++j)
+              if (!((bits >> j) & 1u)) s[j0 + j] = minus_infinity;
+          }
+        }
+      });
+      team.team_barrier();
+    }
+    Engine::softmax_rows(team, t.s, t.m, t.l, t.alpha, rows, keys, kv_tile);
     team.team_barrier();
     Engine::accumulate(team, t.s, t.v, t.alpha, t.o, rows, dim, kv_tile, keys);
     team.team_barrier();
-  }
-
-  /// Online softmax for one row of scores (base 2): turns s[0, kv_tile) into probabilities in
-  /// place; columns at or past `keys` (beyond seq_k) get probability 0.
-  TRIMIX_FUNCTION static void update_row(float* s, index_t keys, index_t kv_tile, float& m, float& l,
-                                         float& alpha) {
-    constexpr index_t lanes = portable_min_lane_block;  // independent partial max / sum: vectorisable
-    for (index_t j = keys; j < kv_tile; ++j) s[j] = minus_infinity;
-    float lane_max[lanes], lane_sum[lanes];
-    for (index_t c = 0; c < lanes; ++c) lane_max[c] = minus_infinity, lane_sum[c] = 0.0f;
-    for (index_t j0 = 0; j0 < kv_tile; j0 += lanes)
-      for (index_t c = 0; c < lanes; ++c) lane_max[c] = lane_max[c] < s[j0 + c] ? s[j0 + c] : lane_max[c];
-    float tile_max = minus_infinity;
-    for (index_t c = 0; c < lanes; ++c) tile_max = tile_max < lane_max[c] ? lane_max[c] : tile_max;
-    const float m_new = m < tile_max ? tile_max : m;
-    const float shift = m_new == minus_infinity ? 0.0f : m_new;  // masked so far: p = 0, no NaN
-    for (index_t j0 = 0; j0 < kv_tile; j0 += lanes) {
-      TRIMIX_SIMD
-      for (index_t c = 0; c < lanes; ++c) {
-        const float e = exp2_nonpositive(s[j0 + c] - shift);
-        s[j0 + c] = e;
-        lane_sum[c] += e;
-      }
-    }
-    float tile_sum = 0.0f;
-    for (index_t c = 0; c < lanes; ++c) tile_sum += lane_sum[c];
-    alpha = rescale_factor(m, m_new);
-    l = l * alpha + tile_sum;
-    m = m_new;
   }
 
   /// o = acc / l (0 for rows that saw nothing) and lse, or the partial slot of a split item.
