@@ -59,7 +59,7 @@ struct portable_engine_traits<
   static constexpr index_t q_rows = 16;
   static constexpr index_t kv_tile = 32;
   static constexpr index_t max_heads_per_item = 4;
-  static constexpr index_t row_block = 6;
+  static constexpr index_t row_block = 4;
   static constexpr index_t lane_block = 16;
 };
 
