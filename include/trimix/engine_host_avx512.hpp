@@ -175,6 +175,8 @@ TRIMIX_AVX512_TARGET inline void softmax_rows(float* s, float* m, float* l, floa
 
 /// The portable engine on host spaces, with the K / V copy and the row softmax in AVX-512 where
 /// the CPU has it (one thread per team, contiguous head dims, float / bf16 / fp16 inputs).
+/// All translation units of a program must see the same TRIMIX_HAS_HOST_AVX512 (no mix of nvcc-
+/// and g++-compiled calls of one kernel instantiation): the engine is part of the kernel.
 template <index_t RowBlock, index_t LaneBlock>
 struct HostAvx512Engine : PortableEngine<RowBlock, LaneBlock> {
   using Base = PortableEngine<RowBlock, LaneBlock>;

@@ -22,15 +22,8 @@
 #include <type_traits>
 #include <vector>
 
-// x86-64 GCC >= 10 or Clang host compilers only (not nvcc, hipcc, nvc++, SYCL device passes).
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) &&   \
-    !defined(__CUDACC__) && !defined(__HIPCC__) && !defined(__INTEL_COMPILER) &&             \
-    !defined(__NVCOMPILER) && !defined(__SYCL_DEVICE_ONLY__) && (defined(__clang__) || __GNUC__ >= 10)
-#define TRIMIX_HAS_HOST_BF16DP 1
-#include <immintrin.h>
-#else
-#define TRIMIX_HAS_HOST_BF16DP 0
-#endif
+// The same compilers as the AVX-512 host code (x86-64 GCC >= 10 or Clang host passes).
+#define TRIMIX_HAS_HOST_BF16DP TRIMIX_HAS_HOST_AVX512
 
 namespace trimix::impl {
 
@@ -166,10 +159,10 @@ TRIMIX_BF16DP_TARGET void accumulate(const float* p, const float* v, const float
 
 #endif  // TRIMIX_HAS_HOST_BF16DP
 
-/// The portable engine for bf16 inputs on host spaces, with the AVX512-BF16 products where the
-/// CPU has them. There Q arrives unscaled (bf16 Q stays exact; the kernel scales the scores), so
-/// the bf16 packing is exact for Q, K and V (normal numbers).
-/// All translation units of a program must see the same TRIMIX_HAS_HOST_BF16DP (e.g. no mix of
+/// The host engine for bf16 inputs (HostAvx512Engine's copy and softmax), with the AVX512-BF16
+/// products where the CPU has them. There Q arrives unscaled (bf16 Q stays exact; the kernel
+/// scales the scores), so the bf16 packing is exact for Q, K and V (normal numbers).
+/// All translation units of a program must see the same TRIMIX_HAS_HOST_AVX512 (e.g. no mix of
 /// nvcc- and g++-compiled calls of one kernel instantiation): the engine is part of the kernel.
 template <index_t RowBlock, index_t LaneBlock>
 struct HostBf16Engine : HostAvx512Engine<RowBlock, LaneBlock> {
