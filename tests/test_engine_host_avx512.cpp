@@ -96,7 +96,7 @@ TEST_CASE("host AVX-512 row softmax matches the portable one", "[engine][avx512]
           float x = normal(rng);
           if (r % 5 == 1 && uniform(rng) < 0.5f) x = -inf;  // partly masked rows
           if (r % 5 == 3) x = -inf;                          // a fully masked row
-          if (j >= keys) x = std::nanf("");                  // past the keys: never read as a score
+          if (j >= keys) x = 100.0f;  // past the keys: above every score, yet probability 0
           s[std::size_t(r * tile + j)] = x;
         }
         m[std::size_t(r)] = round == 0 || r % 4 == 0 ? -inf : normal(rng);  // the max moves or stays
@@ -121,6 +121,21 @@ TEST_CASE("host AVX-512 row softmax matches the portable one", "[engine][avx512]
       CHECK(wrong == 0);
     }
   }
+  // A NaN score (NaN in Q or K) reaches the row's sum on both paths, never a finite result.
+  std::vector<float> s(std::size_t(2 * tile), 1.0f), m(2, -inf), l(2, 0.0f), alpha(2);
+  s[5] = std::nanf("");
+  s[std::size_t(tile + 40)] = std::nanf("");
+  auto s_ref = s, m_ref = m, l_ref = l, alpha_ref = alpha;
+  for (index_t r = 0; r < 2; ++r)
+    Portable::softmax_row(s_ref.data() + r * tile, tile, tile, m_ref[std::size_t(r)], l_ref[std::size_t(r)],
+                          alpha_ref[std::size_t(r)]);
+  avx::softmax_rows(s.data(), m.data(), l.data(), alpha.data(), 2, tile, tile);
+  CHECK(std::isnan(l_ref[0]));
+  CHECK(std::isnan(l_ref[1]));
+  CHECK(std::isnan(l[0]));
+  CHECK(std::isnan(l[1]));
+  CHECK(m[0] == m_ref[0]);
+  CHECK(m[1] == m_ref[1]);
 }
 
 #endif  // TRIMIX_HAS_HOST_AVX512

@@ -106,7 +106,9 @@ TRIMIX_AVX512_TARGET inline __m512 exp2_nonpositive(__m512 x, __mmask16 lanes) {
   poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(6.931470037e-1f));
   poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(1.0f));
   const __mmask16 keep = _mm512_mask_cmp_ps_mask(lanes, x, floor_limit, _CMP_GE_OQ);
-  return _mm512_maskz_scalef_ps(keep, poly, whole);
+  // NaN stays NaN (as in the scalar version), so that a NaN score reaches the row's sum and output.
+  const __mmask16 nan = _mm512_mask_cmp_ps_mask(lanes, x, x, _CMP_UNORD_Q);
+  return _mm512_mask_mov_ps(_mm512_maskz_scalef_ps(keep, poly, whole), nan, x);
 }
 
 /// Element types whose 16-element loads convert here (others take the portable copy).
@@ -148,7 +150,9 @@ TRIMIX_AVX512_TARGET inline void softmax_rows(float* s, float* m, float* l, floa
     __m512 most = _mm512_set1_ps(minus_infinity);
     for (index_t c = 0; c < kv_tile; c += 16) {
       const __mmask16 lanes = keys - c >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (keys > c ? keys - c : 0)) - 1);
-      most = _mm512_mask_max_ps(most, lanes, most, _mm512_loadu_ps(row + c));
+      // max(x, most) returns `most` where x is NaN: NaN scores do not enter the max, as in the
+      // portable version (they reach the sum through exp2).
+      most = _mm512_mask_max_ps(most, lanes, _mm512_loadu_ps(row + c), most);
     }
     const float tile_max = _mm512_reduce_max_ps(most);
     const float m_new = m[r] < tile_max ? tile_max : m[r];
