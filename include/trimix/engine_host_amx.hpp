@@ -14,9 +14,10 @@
 ///   loaded into and stored from fp32 tiles once per span;
 /// the tile unit's work for the neighbouring groups is issued between the softmax rows.
 /// Work items are those of the shared plan (q-tiles of 48 rows, 64-key tiles, split-KV, combine).
-/// What limits it (bench/amx_probe, bench/NOTES.md): the tile loads, ~80 cycles each not
-/// overlapped with the products; the 2 x 2 result tiles already give the fewest loads per product
-/// that 8 tile registers allow (double-buffered operand registers gained nothing).
+/// What limits it (bench/amx_probe, bench/NOTES.md): the tile loads, which do not overlap with the
+/// products (the probe's rate follows loads per product; an estimate, at an assumed ~2 GHz, is
+/// ~80 cycles per load); the 2 x 2 result tiles already give the fewest loads per product that 8
+/// tile registers allow (double-buffered operand registers gained nothing).
 ///
 /// Chosen at plan time when the CPU has AMX-TILE, AMX-BF16 and AVX512-BF16 and Linux grants the
 /// tile state (arch_prctl), for head dims that are multiples of 32 up to 256 and contiguous head

@@ -142,6 +142,11 @@ TRIMIX_AVX512_TARGET void load_kv(const TK* k, index_t k_seq, const TV* v, index
     }
 }
 
+/// Lanes of the 16 columns from `c` that hold keys (columns below `keys`).
+inline __mmask16 key_lanes(index_t keys, index_t c) {
+  return keys - c >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (keys > c ? keys - c : 0)) - 1);
+}
+
 /// PortableEngine::softmax_rows, each row reduced in vector registers. kv_tile % 16 == 0.
 TRIMIX_AVX512_TARGET inline void softmax_rows(float* s, float* m, float* l, float* alpha, index_t rows,
                                               index_t keys, index_t kv_tile) {
@@ -149,7 +154,7 @@ TRIMIX_AVX512_TARGET inline void softmax_rows(float* s, float* m, float* l, floa
     float* row = s + r * kv_tile;
     __m512 most = _mm512_set1_ps(minus_infinity);
     for (index_t c = 0; c < kv_tile; c += 16) {
-      const __mmask16 lanes = keys - c >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (keys > c ? keys - c : 0)) - 1);
+      const __mmask16 lanes = key_lanes(keys, c);
       // max(x, most) returns `most` where x is NaN: NaN scores do not enter the max, as in the
       // portable version (they reach the sum through exp2).
       most = _mm512_mask_max_ps(most, lanes, _mm512_loadu_ps(row + c), most);
@@ -159,7 +164,7 @@ TRIMIX_AVX512_TARGET inline void softmax_rows(float* s, float* m, float* l, floa
     const __m512 shift = _mm512_set1_ps(m_new == minus_infinity ? 0.0f : m_new);  // masked so far: p = 0
     __m512 sum = _mm512_setzero_ps();
     for (index_t c = 0; c < kv_tile; c += 16) {
-      const __mmask16 lanes = keys - c >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (keys > c ? keys - c : 0)) - 1);
+      const __mmask16 lanes = key_lanes(keys, c);
       const __m512 e = exp2_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(row + c), shift), lanes);
       _mm512_storeu_ps(row + c, e);
       sum = _mm512_add_ps(sum, e);
