@@ -9,6 +9,7 @@
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
 
+#include <algorithm>
 #include <limits>
 #include <tuple>
 
@@ -219,6 +220,54 @@ TEST_CASE("large logits (|scale q.k| ~ 1e4) neither overflow nor lose the maximu
   AttentionOptions split;
   split.max_tiles_per_item = 1;
   check_against_reference(in, trimix::Triangle{3, 20, 10}, split, 2e-3, 2e-3);
+}
+
+/// Inputs whose scores follow a planned course along the keys (in base-2 units of the default
+/// scale, plus unit-normal noise): a slow climb of `step` per 64 keys, one jump of 40 at key 384,
+/// then a fall. Dimension 0 carries the course (q: a constant, k: the ramp), the rest is noise.
+template <class T>
+Inputs<T> score_course(std::mt19937_64& rng, index_t head_dim, double step) {
+  const Shape s{1, 8, 2, 700, 700, head_dim};
+  auto in = random_inputs<T>(s, rng, Layout::bhsd);
+  const double a = 4.0, scale_log2 = 1.4426950408889634 / std::sqrt(double(head_dim));
+  for (index_t h = 0; h < s.q_heads; ++h)
+    for (index_t i = 0; i < s.seq_q; ++i) in.q(0, h, i, 0) = trimix::element_traits<T>::from_double(a);
+  for (index_t h = 0; h < s.kv_heads; ++h)
+    for (index_t j = 0; j < s.seq_k; ++j) {
+      const double tile = double(j / 64);
+      const double course = j < 384 ? step * tile : j < 448 ? 40.0 + step * tile : 30.0 - 2.0 * tile;
+      in.k(0, h, j, 0) = trimix::element_traits<T>::from_double(course / (a * scale_log2));
+    }
+  return in;
+}
+
+TEMPLATE_TEST_CASE("the running max: scores that climb slowly, jump and fall; scales <= 0", "[attention][stability]",
+                   float, trimix::bf16, trimix::fp16) {
+  // The online softmax's running max moves a little per tile (steps 0.5 and 3), by more than the
+  // scores' own spread (9), jumps once and then never moves during the fall; engines that let it
+  // lag behind the true max (lazy rescaling) are checked on both sides of their threshold.
+  // Scores reach ~45 (natural units) after the jump: fp32 scores of that size carry absolute
+  // errors of ~1e-5, which the softmax passes on (the tolerance follows the conditioning).
+  const double tol = std::max(Tolerance<TestType>::rtol, 1e-4);
+  std::mt19937_64 rng(41);
+  for (index_t dim : {64, 128}) {
+    for (double step : {0.5, 3.0, 9.0}) {
+      const auto in = score_course<TestType>(rng, dim, step);
+      check_against_reference(in, trimix::Causal{}, {}, tol, tol);
+      check_against_reference(in, trimix::Triangle{8, 200, 64}, {}, tol, tol);
+      AttentionOptions split;
+      split.max_tiles_per_item = 3;
+      check_against_reference(in, trimix::Full{}, split, tol, tol);
+    }
+    // A negative scale turns the course upside down; a zero scale makes every visible key equal.
+    const auto in = score_course<TestType>(rng, dim, 3.0);
+    for (double scale : {-0.125, 0.0}) {
+      AttentionOptions options;
+      options.scale = scale;
+      check_against_reference(in, trimix::Causal{}, options, tol, tol);
+      check_against_reference(in, trimix::Window{100}, options, tol, tol);
+    }
+  }
 }
 
 TEST_CASE("a plan is reusable across calls with new data", "[attention][plan]") {

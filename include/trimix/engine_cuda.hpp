@@ -4,12 +4,14 @@
 /// sm_80 and newer.
 ///
 /// One CTA of one warpgroup (4 warps) per work item of the shared plan; the item's 64 rows (packed
-/// GQA heads x query positions) are split 16 per warp. K and V tiles of 64 keys stream through
-/// `stages` shared-memory buffers (cp.async, the next tiles load while the current one is
-/// computed); two CTAs share an SM. Every
-/// tile is stored in the 128-byte-swizzle layout (tile_offset), which both tile-math paths read:
-///  - sm_90a code (wgmma): S = Q K^T with Q and K read by the tensor cores through shared-memory
-///    descriptors, O += P V with P from registers; each K/V byte is read once per 64 rows.
+/// GQA heads x query positions) are split 16 per warp, and their Q stays in registers for the
+/// whole item. K and V tiles of 64 keys stream through `stages` shared-memory buffers (cp.async,
+/// the next tiles load while the current one is computed); three CTAs share an SM on the wgmma
+/// path, two on the mma.sync one. Every tile is stored in the 128-byte-swizzle layout
+/// (tile_offset), which both tile-math paths read:
+///  - sm_90a code (wgmma): S = Q K^T with Q from registers and K read by the tensor cores through
+///    a shared-memory descriptor, O += P V with P from registers; each K/V byte is read once per
+///    64 rows.
 ///  - other targets (mma.sync m16n8k16 + ldmatrix): Q in registers, each warp reads K/V itself.
 /// Which one runs is decided by the compilation pass the driver loads (a build for Hopper needs
 /// `-gencode=arch=compute_90a,code=sm_90a` next to Kokkos' sm_90 for the wgmma path; uses_wgmma()
@@ -18,7 +20,7 @@
 /// tile math lives here.
 ///
 /// The engine owns its launch on the execution space instance's stream (it needs more than the
-/// 48 KB of shared memory a Kokkos team gets: 89 KB at head dim 128 with two stages; a device
+/// 48 KB of shared memory a Kokkos team gets: 74 KB at head dim 128 with two stages; a device
 /// that gives a CTA less takes the portable kernel, see shared_memory_fits).
 
 #include <trimix/engine.hpp>
@@ -51,8 +53,9 @@ namespace trimix::impl::cuda_engine {
 #define TRIMIX_CUDA_KV_STAGES 2
 #endif
 /// Warpgroups per CTA, 64 rows each. Two (128-row items sharing each K/V tile, one CTA per SM)
-/// took 15% longer for causal than one with two CTAs per SM, also with a producer warpgroup
-/// and ping-pong turns (bench/NOTES.md, branch exp/two-warpgroups).
+/// took 15% longer for causal than one with two CTAs per SM (before Q moved to registers and a
+/// third CTA fitted), also with a producer warpgroup and ping-pong turns (bench/NOTES.md, branch
+/// exp/two-warpgroups).
 constexpr int warpgroups = 1;
 constexpr int warps = 4 * warpgroups;
 constexpr int threads = 32 * warps;
@@ -216,16 +219,16 @@ __device__ __forceinline__ void fence_operands(float (&x)[M][4]) {
   "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31," \
   "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47," \
   "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
-#define TRIMIX_WGMMA_SS_N64(TYPE)                                                                  \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                        \
-               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " TRIMIX_WGMMA_REGS32  \
-               ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                    \
-               : TRIMIX_WGMMA_ACC32                                                                \
-               : "l"(a), "l"(b), "r"(accumulate))
 #define TRIMIX_WGMMA_RS_N64(TYPE)                                                                  \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                        \
                "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " TRIMIX_WGMMA_REGS32  \
                ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"                                      \
+               : TRIMIX_WGMMA_ACC32                                                                \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate))
+#define TRIMIX_WGMMA_RS_N64_K(TYPE)                                                                \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                        \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " TRIMIX_WGMMA_REGS32  \
+               ", {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"                                      \
                : TRIMIX_WGMMA_ACC32                                                                \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate))
 #define TRIMIX_WGMMA_RS_N128(TYPE)                                                                 \
@@ -235,11 +238,12 @@ __device__ __forceinline__ void fence_operands(float (&x)[M][4]) {
                : TRIMIX_WGMMA_ACC64                                                                \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate))
 
-/// D(64 x 64) += A(64 x 16, shared, K-major) * B(64 x 16, shared, K-major)^T.
+/// D(64 x 64) += A(64 x 16, registers) * B(64 x 16, shared, K-major)^T.
 template <int Kind>
-__device__ __forceinline__ void mma_ss_n64(float (&d)[8][4], std::uint64_t a, std::uint64_t b, int accumulate) {
-  if constexpr (Kind == 1) TRIMIX_WGMMA_SS_N64("bf16");
-  else TRIMIX_WGMMA_SS_N64("f16");
+__device__ __forceinline__ void mma_rs_n64_k(float (&d)[8][4], const unsigned (&a)[4], std::uint64_t b,
+                                             int accumulate) {
+  if constexpr (Kind == 1) TRIMIX_WGMMA_RS_N64_K("bf16");
+  else TRIMIX_WGMMA_RS_N64_K("f16");
 }
 
 /// D(64 x 64) += A(64 x 16, registers) * B(16 x 64, shared, N-major).
@@ -259,7 +263,7 @@ __device__ __forceinline__ void mma_rs_n128(float (&d)[16][4], const unsigned (&
 
 #undef TRIMIX_WGMMA_RS_N128
 #undef TRIMIX_WGMMA_RS_N64
-#undef TRIMIX_WGMMA_SS_N64
+#undef TRIMIX_WGMMA_RS_N64_K
 #undef TRIMIX_WGMMA_REGS64
 #undef TRIMIX_WGMMA_REGS32
 #undef TRIMIX_WGMMA_ACC64
@@ -270,28 +274,31 @@ __device__ __forceinline__ void mma_rs_n128(float (&d)[16][4], const unsigned (&
 
 }  // namespace wgmma
 
-/// Dynamic shared memory of a kernel instantiation: the Q tile and the K/V stages, + 1 KB to
-/// align the tiles to 1024 bytes.
+/// Dynamic shared memory of a kernel instantiation: the K/V stages, + 1 KB to align the tiles to
+/// 1024 bytes. Q has no buffer of its own: it passes through the last stage's V buffer on its way
+/// to registers, before the tile loop first fills that stage.
 template <int Dim>
 constexpr int shared_bytes() {
-  return (block_rows + 2 * stages * kv_tile) * Dim * 2 + 1024;
+  return 2 * stages * kv_tile * Dim * 2 + 1024;
 }
 /// Static shared memory of the kernel: the tile list, the item descriptor, the list scan.
 constexpr int static_shared_bytes = int(sizeof(int) * (max_item_tiles + 1 + 2 * warps) + sizeof(WorkItem));
 
-/// Element offset of (row, 16-byte chunk) in the Q buffer: one 64-row swizzled tile per warpgroup.
-template <int Dim>
-__device__ __forceinline__ int q_offset(int row, int chunk) {
-  return (row / tile_rows) * (tile_rows * Dim) + tile_offset(row % tile_rows, chunk);
-}
+/// CTAs one SM runs at once, which the kernel is compiled for. wgmma path: three (at most 168
+/// registers per thread at 128 threads; 3 x 75 KB of shared memory at head dim 128 fit the SM's
+/// 228 KB): each CTA's tile steps are a dependent chain (S, softmax, P V, barrier), and a third
+/// CTA gives the tensor cores a third chain to switch to (with two the tensor pipe was 44% busy,
+/// bench/NOTES.md). mma.sync path: two (its warps also hold the K / V fragments they read).
+constexpr int wgmma_ctas_per_sm = 3, mma_sync_ctas_per_sm = 2;
 
 /// One CTA per work item: each warpgroup owns 64 of the item's rows (its own Q tile, scores,
 /// softmax and accumulators) and all share every K/V tile, which all threads load. K/V tiles
 /// stream through `stages` shared-memory buffers, `stages - 1` tiles ahead of the one computed,
-/// with one CTA barrier per tile. Two CTAs per SM overlap one's softmax and prologue with the
-/// other's tensor-core work.
+/// with one CTA barrier per tile. Three CTAs per SM overlap one's softmax and prologue with the
+/// others' tensor-core work. Q lives in registers (the A operand of S = Q K^T) for the whole item.
 template <int Dim, int Kind, class Elem, class Mask>
-__global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, Mask> p) {
+__global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm : mma_sync_ctas_per_sm)
+    attention_kernel(const Params<Elem, Mask> p) {
   static_assert(Dim % 64 == 0, "the swizzle needs at least 8 chunks per row");
   static_assert(block_rows == warpgroups * tile_rows && kv_tile == tile_rows, "tiles are 64 rows (tile_offset)");
   static_assert(sizeof(Elem) == 2, "16-bit operands");
@@ -306,9 +313,9 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   // asks for 1 KB more than the tiles need.
   extern __shared__ __align__(1024) unsigned char shared_raw[];
   unsigned char* shared_tiles = shared_raw + ((1024u - (smem_address(shared_raw) & 1023u)) & 1023u);
-  Elem* sq = reinterpret_cast<Elem*>(shared_tiles);
-  Elem* sk = sq + block_rows * Dim;
+  Elem* sk = reinterpret_cast<Elem*>(shared_tiles);
   Elem* sv = sk + stages * kv_tile * Dim;
+  Elem* sq = sv + (stages - 1) * kv_tile * Dim;  // Q's way to registers: the last stage's V buffer
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const Problem& pr = p.problem;
@@ -326,7 +333,7 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
       const int r = e / chunks, c = e % chunks;
       const index_t i = r % q_rows;
       const bool valid = i < valid_rows;
-      copy_16(smem_address(sq + q_offset<Dim>(r, c)),
+      copy_16(smem_address(sq + tile_offset(r, c)),
               p.q + pr.q(it.batch, first_q_head + r / q_rows, first_row + (valid ? i : 0), c * 8), valid);
     }
   };
@@ -451,12 +458,9 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   fence_async_proxy();
   __syncthreads();
 
-  // wgmma descriptors: K-major Q (this warpgroup's 64 rows) and K (8-row groups 1024 bytes
-  // apart), N-major V (64-column halves half_tile_bytes apart); a k16 step moves 32 bytes inside
-  // a 128-byte row, or to the next half every 4 steps; a V step of 16 keys moves 16 rows of 128
-  // bytes.
-  [[maybe_unused]] const std::uint64_t q_desc =
-      wgmma::descriptor(smem_address(sq + (warp / 4) * tile_rows * Dim), 16, 1024);
+  // wgmma descriptors: K-major K (8-row groups 1024 bytes apart), N-major V (64-column halves
+  // half_tile_bytes apart); a k16 step moves 32 bytes inside a 128-byte row, or to the next half
+  // every 4 steps; a V step of 16 keys moves 16 rows of 128 bytes.
   [[maybe_unused]] const std::uint64_t k_desc = wgmma::descriptor(smem_address(sk), 16, 1024);
   [[maybe_unused]] const std::uint64_t v_desc = wgmma::descriptor(smem_address(sv), half_tile_bytes, 1024);
   [[maybe_unused]] constexpr std::uint64_t stage_step = (kv_tile * Dim * sizeof(Elem)) >> 4;  // descriptor units
@@ -466,15 +470,18 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
   const int row_in_warp = lane / 4;  // this thread's rows: row_in_warp and row_in_warp + 8
   const index_t first_q_head = first_q_head_of(item);
 
-  // mma.sync path: Q as A fragments, rows warp*16 .. +15, all of Dim. The wgmma path reads Q from
-  // shared memory through a descriptor instead (no registers).
+  // Q as A fragments, rows warp*16 .. +15, all of Dim (the same register layout for mma.sync and
+  // for wgmma with A from registers). With Q out of shared memory each k-step of S reads only K
+  // there (a 64 x 64 S step reading Q too is at the shared-memory bandwidth), and Q needs no buffer
+  // of its own; the barrier frees the buffer for the tile loop's first load.
   unsigned qf[Dim / 16][4];
-  if constexpr (!use_wgmma) {
+  {
     const int mat = lane / 8, r = lane % 8;
     const int row = warp * 16 + r + (mat % 2) * 8;
 #pragma unroll
-    for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + q_offset<Dim>(row, kk * 2 + mat / 2)), qf[kk]);
+    for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
   }
+  __syncthreads();
 
   float acc[d_tiles][4];
 #pragma unroll
@@ -516,7 +523,7 @@ __global__ void __launch_bounds__(threads) attention_kernel(const Params<Elem, M
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < Dim / 16; ++kk)
-      wgmma::mma_ss_n64<Kind>(s, q_desc + k_step(kk), k_desc + stage * stage_step + k_step(kk), kk > 0);
+      wgmma::mma_rs_n64_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
     wgmma::commit();
 #endif
     // Position-only policies with visible_bits: each of this thread's two rows as a 64-key bit
@@ -749,12 +756,14 @@ inline bool shared_memory_fits(index_t dim) {
   return cta_shared_bytes(dim) <= optin;
 }
 
-/// Items the device runs at once at head dim `dim`: SMs x the CTAs one SM's shared memory holds,
-/// at most two (the registers of the D128 kernel allow two; asked once per process).
+/// Items the device runs at once at head dim `dim`: SMs x the CTAs one SM's shared memory holds
+/// (1 KB of it reserved per CTA), at most the CTAs the loaded kernels are compiled for (asked once
+/// per process).
 inline index_t concurrent_items(index_t dim) {
   static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
   static const int per_sm_bytes = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
-  return index_t(sms) * std::min(2, per_sm_bytes / cta_shared_bytes(dim));
+  const int ctas = uses_wgmma() ? wgmma_ctas_per_sm : mma_sync_ctas_per_sm;
+  return index_t(sms) * std::max(1, std::min(ctas, per_sm_bytes / (cta_shared_bytes(dim) + 1024)));
 }
 
 /// Largest power of two dividing the GQA group, at most 8: heads packed into one 64-row item.
@@ -812,6 +821,10 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     const auto kernel = attention_kernel<Dim, kind, T, Mask>;
     constexpr int bytes = shared_bytes<Dim>();
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), "cudaFuncSetAttribute");
+    // All of the SM's unified memory as shared memory: three CTAs need 225 KB of the 228 (the
+    // kernel reads K / V only from shared memory, so L1 gives up nothing it uses).
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, int(cudaSharedmemCarveoutMaxShared)),
+          "cudaFuncSetAttribute");
     kernel<<<unsigned(work.item_count()), threads, bytes, exec.cuda_stream()>>>(params);
     check(cudaGetLastError(), "kernel launch");
   }
