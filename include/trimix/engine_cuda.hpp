@@ -4,14 +4,14 @@
 /// sm_80 and newer.
 ///
 /// One CTA of one warpgroup (4 warps) per work item of the shared plan; the item's 64 rows (packed
-/// GQA heads x query positions) are split 16 per warp, and their Q stays in registers for the
-/// whole item. K and V tiles of 64 keys stream through `stages` shared-memory buffers (cp.async,
-/// the next tiles load while the current one is computed); three CTAs share an SM on the wgmma
-/// path, two on the mma.sync one. Every tile is stored in the 128-byte-swizzle layout
-/// (tile_offset), which both tile-math paths read:
-///  - sm_90a code (wgmma): S = Q K^T with Q from registers and K read by the tensor cores through
-///    a shared-memory descriptor, O += P V with P from registers; each K/V byte is read once per
-///    64 rows.
+/// GQA heads x query positions) are split 16 per warp; their Q stays in registers for the whole
+/// item (wgmma path: at head dim 128, see wgmma_q_in_registers). K and V tiles of 64 keys stream
+/// through `stages` shared-memory buffers (cp.async, the next tiles load while the current one is
+/// computed); three CTAs share an SM on the wgmma path, two on the mma.sync one. Every tile is
+/// stored in the 128-byte-swizzle layout (tile_offset), which both tile-math paths read:
+///  - sm_90a code (wgmma): S = Q K^T with Q from registers (head dim 128; 64: a descriptor) and K
+///    read by the tensor cores through a shared-memory descriptor, O += P V with P from registers;
+///    each K/V byte is read once per 64 rows.
 ///  - other targets (mma.sync m16n8k16 + ldmatrix): Q in registers, each warp reads K/V itself.
 /// Which one runs is decided by the compilation pass the driver loads (a build for Hopper needs
 /// `-gencode=arch=compute_90a,code=sm_90a` next to Kokkos' sm_90 for the wgmma path; uses_wgmma()
@@ -219,6 +219,12 @@ __device__ __forceinline__ void fence_operands(float (&x)[M][4]) {
   "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31," \
   "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47," \
   "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define TRIMIX_WGMMA_SS_N64(TYPE)                                                                  \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                        \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " TRIMIX_WGMMA_REGS32  \
+               ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                    \
+               : TRIMIX_WGMMA_ACC32                                                                \
+               : "l"(a), "l"(b), "r"(accumulate))
 #define TRIMIX_WGMMA_RS_N64(TYPE)                                                                  \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                        \
                "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " TRIMIX_WGMMA_REGS32  \
@@ -237,6 +243,13 @@ __device__ __forceinline__ void fence_operands(float (&x)[M][4]) {
                ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"                                      \
                : TRIMIX_WGMMA_ACC64                                                                \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate))
+
+/// D(64 x 64) += A(64 x 16, shared, K-major) * B(64 x 16, shared, K-major)^T.
+template <int Kind>
+__device__ __forceinline__ void mma_ss_n64(float (&d)[8][4], std::uint64_t a, std::uint64_t b, int accumulate) {
+  if constexpr (Kind == 1) TRIMIX_WGMMA_SS_N64("bf16");
+  else TRIMIX_WGMMA_SS_N64("f16");
+}
 
 /// D(64 x 64) += A(64 x 16, registers) * B(64 x 16, shared, K-major)^T.
 template <int Kind>
@@ -264,6 +277,7 @@ __device__ __forceinline__ void mma_rs_n128(float (&d)[16][4], const unsigned (&
 #undef TRIMIX_WGMMA_RS_N128
 #undef TRIMIX_WGMMA_RS_N64
 #undef TRIMIX_WGMMA_RS_N64_K
+#undef TRIMIX_WGMMA_SS_N64
 #undef TRIMIX_WGMMA_REGS64
 #undef TRIMIX_WGMMA_REGS32
 #undef TRIMIX_WGMMA_ACC64
@@ -274,12 +288,21 @@ __device__ __forceinline__ void mma_rs_n128(float (&d)[16][4], const unsigned (&
 
 }  // namespace wgmma
 
-/// Dynamic shared memory of a kernel instantiation: the K/V stages, + 1 KB to align the tiles to
-/// 1024 bytes. Q has no buffer of its own: it passes through the last stage's V buffer on its way
-/// to registers, before the tile loop first fills that stage.
+/// Where S = Q K^T takes Q from on the wgmma path: registers at head dim 128 (each k-step then
+/// reads only K from shared memory: with Q too a 64 x 64 step is at the shared-memory bandwidth),
+/// a shared-memory descriptor at head dim 64. (The register form gave wrong scores at head dim
+/// 64 from the second tile of an item on: tests and demo, H200, CUDA 13; not understood, so that
+/// shape keeps the form that passes.) The mma.sync path always holds Q in registers.
+template <int Dim>
+constexpr bool wgmma_q_in_registers = Dim == 128;
+
+/// Dynamic shared memory of a kernel instantiation: the K/V stages, Q's buffer where S reads Q
+/// from shared memory, + 1 KB to align the tiles to 1024 bytes. Where Q lives in registers it has
+/// no buffer of its own: it passes through the last stage's V buffer on its way there, before the
+/// tile loop first fills that stage.
 template <int Dim>
 constexpr int shared_bytes() {
-  return 2 * stages * kv_tile * Dim * 2 + 1024;
+  return ((wgmma_q_in_registers<Dim> ? 0 : block_rows) + 2 * stages * kv_tile) * Dim * 2 + 1024;
 }
 /// Static shared memory of the kernel: the tile list, the item descriptor, the list scan.
 constexpr int static_shared_bytes = int(sizeof(int) * (max_item_tiles + 1 + 2 * warps) + sizeof(WorkItem));
@@ -315,7 +338,8 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
   unsigned char* shared_tiles = shared_raw + ((1024u - (smem_address(shared_raw) & 1023u)) & 1023u);
   Elem* sk = reinterpret_cast<Elem*>(shared_tiles);
   Elem* sv = sk + stages * kv_tile * Dim;
-  Elem* sq = sv + (stages - 1) * kv_tile * Dim;  // Q's way to registers: the last stage's V buffer
+  // Q's buffer, or its way to registers: the last stage's V buffer.
+  Elem* sq = sv + (wgmma_q_in_registers<Dim> ? stages - 1 : stages) * kv_tile * Dim;
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const Problem& pr = p.problem;
@@ -461,6 +485,7 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
   // wgmma descriptors: K-major K (8-row groups 1024 bytes apart), N-major V (64-column halves
   // half_tile_bytes apart); a k16 step moves 32 bytes inside a 128-byte row, or to the next half
   // every 4 steps; a V step of 16 keys moves 16 rows of 128 bytes.
+  [[maybe_unused]] const std::uint64_t q_desc = wgmma::descriptor(smem_address(sq), 16, 1024);
   [[maybe_unused]] const std::uint64_t k_desc = wgmma::descriptor(smem_address(sk), 16, 1024);
   [[maybe_unused]] const std::uint64_t v_desc = wgmma::descriptor(smem_address(sv), half_tile_bytes, 1024);
   [[maybe_unused]] constexpr std::uint64_t stage_step = (kv_tile * Dim * sizeof(Elem)) >> 4;  // descriptor units
@@ -471,17 +496,16 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
   const index_t first_q_head = first_q_head_of(item);
 
   // Q as A fragments, rows warp*16 .. +15, all of Dim (the same register layout for mma.sync and
-  // for wgmma with A from registers). With Q out of shared memory each k-step of S reads only K
-  // there (a 64 x 64 S step reading Q too is at the shared-memory bandwidth), and Q needs no buffer
-  // of its own; the barrier frees the buffer for the tile loop's first load.
+  // for wgmma with A from registers); the barrier frees the buffer for the tile loop's first load.
+  constexpr bool q_registers = !use_wgmma || wgmma_q_in_registers<Dim>;
   unsigned qf[Dim / 16][4];
-  {
+  if constexpr (q_registers) {
     const int mat = lane / 8, r = lane % 8;
     const int row = warp * 16 + r + (mat % 2) * 8;
 #pragma unroll
     for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
+    __syncthreads();
   }
-  __syncthreads();
 
   float acc[d_tiles][4];
 #pragma unroll
@@ -523,7 +547,8 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < Dim / 16; ++kk)
-      wgmma::mma_rs_n64_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
+      if constexpr (q_registers) wgmma::mma_rs_n64_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
+      else wgmma::mma_ss_n64<Kind>(s, q_desc + k_step(kk), k_desc + stage * stage_step + k_step(kk), kk > 0);
     wgmma::commit();
 #endif
     // Position-only policies with visible_bits: each of this thread's two rows as a 64-key bit
