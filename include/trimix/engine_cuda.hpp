@@ -318,7 +318,8 @@ constexpr int wgmma_ctas_per_sm = 3, mma_sync_ctas_per_sm = 2;
 /// softmax and accumulators) and all share every K/V tile, which all threads load. K/V tiles
 /// stream through `stages` shared-memory buffers, `stages - 1` tiles ahead of the one computed,
 /// with one CTA barrier per tile. Three CTAs per SM overlap one's softmax and prologue with the
-/// others' tensor-core work. Q lives in registers (the A operand of S = Q K^T) for the whole item.
+/// others' tensor-core work. Q lives in registers (the A operand of S = Q K^T) for the whole item,
+/// except on the wgmma path at head dim 64 (wgmma_q_in_registers), where it stays in shared memory.
 template <int Dim, int Kind, class Elem, class Mask>
 __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm : mma_sync_ctas_per_sm)
     attention_kernel(const Params<Elem, Mask> p) {
@@ -482,9 +483,10 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
   fence_async_proxy();
   __syncthreads();
 
-  // wgmma descriptors: K-major K (8-row groups 1024 bytes apart), N-major V (64-column halves
-  // half_tile_bytes apart); a k16 step moves 32 bytes inside a 128-byte row, or to the next half
-  // every 4 steps; a V step of 16 keys moves 16 rows of 128 bytes.
+  // wgmma descriptors: K-major Q (head dim 64 only) and K (8-row groups 1024 bytes apart),
+  // N-major V (64-column halves half_tile_bytes apart); a k16 step moves 32 bytes inside a
+  // 128-byte row, or to the next half every 4 steps; a V step of 16 keys moves 16 rows of 128
+  // bytes.
   [[maybe_unused]] const std::uint64_t q_desc = wgmma::descriptor(smem_address(sq), 16, 1024);
   [[maybe_unused]] const std::uint64_t k_desc = wgmma::descriptor(smem_address(sk), 16, 1024);
   [[maybe_unused]] const std::uint64_t v_desc = wgmma::descriptor(smem_address(sv), half_tile_bytes, 1024);
@@ -846,8 +848,9 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     const auto kernel = attention_kernel<Dim, kind, T, Mask>;
     constexpr int bytes = shared_bytes<Dim>();
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), "cudaFuncSetAttribute");
-    // All of the SM's unified memory as shared memory: three CTAs need 225 KB of the 228 (the
-    // kernel reads K / V only from shared memory, so L1 gives up nothing it uses).
+    // All of the SM's unified memory as shared memory: three CTAs need 225 KB of the 228 at head
+    // dim 128 (K / V reach the kernel only through shared memory). Not measured against the
+    // default at head dim 64, whose streaming kernel has been 8-9% slower since (bench/NOTES.md).
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, int(cudaSharedmemCarveoutMaxShared)),
           "cudaFuncSetAttribute");
     kernel<<<unsigned(work.item_count()), threads, bytes, exec.cuda_stream()>>>(params);
