@@ -145,6 +145,38 @@ void check_visible_bits(const P& p, const TileGeometry& g, std::mt19937_64& rng)
   }
 }
 
+/// visible_key_end against brute force on every (q-tile, kv-tile): never below the end of the
+/// keys some row sees (kernels skip the keys past it), never past the tile; equal to it where
+/// `exact` (KeySpan policies).
+template <class P>
+void check_visible_key_end(const P& p, const TileGeometry& g, bool exact) {
+  CAPTURE(trimix::mask_name(p), g.seq_q, g.seq_k, g.q_tile, g.kv_tile);
+  for (index_t qt = 0; qt < g.q_tiles(); ++qt) {
+    for (index_t u = 0; u < g.kv_tiles(); ++u) {
+      const index_t j0 = g.first_key(u), keys = g.kv_keys(u);
+      index_t seen_end = 0;
+      for (index_t pos = g.first_position(qt); pos <= g.last_position(qt); ++pos) {
+        for (index_t c = keys - 1; c >= seen_end; --c) {
+          bool seen;
+          if constexpr (trimix::impl::has_visible_bits<P>::value)
+            seen = (trimix::visible_bits(p, pos, j0 + (c / 64) * 64, g.seq_k) >> (c % 64)) & 1u;
+          else
+            seen = trimix::visible(p, pos, j0 + c, g.seq_k);
+          if (seen) {
+            seen_end = c + 1;
+            break;
+          }
+        }
+      }
+      const index_t end = trimix::visible_key_end(p, g, qt, u);
+      CAPTURE(qt, u, seen_end, end);
+      REQUIRE(end >= seen_end);
+      REQUIRE(end <= keys);
+      if (exact) REQUIRE(end == seen_end);
+    }
+  }
+}
+
 /// Random geometry: tile sizes 16..128, lengths not multiples of the tile, Sq <= Sk.
 TileGeometry random_geometry(std::mt19937_64& rng) {
   std::uniform_int_distribution<index_t> tile(16, 128), len(1, 700);
@@ -215,7 +247,29 @@ TEMPLATE_LIST_TEST_CASE("mask policies agree with brute force", "[mask]", Factor
     const auto policy = TestType::make(rng, g.seq_k);
     check_contract(policy, g, TestType::exact);
     check_visible_bits(policy, g, rng);
+    if (trial % 4 == 0) check_visible_key_end(policy, g, TestType::exact);
   }
+}
+
+TEST_CASE("visible_key_end: Triangle's sink tile shows its sink, the diagonal its rows", "[mask]") {
+  using namespace trimix;
+  const TileGeometry g{4096, 4096, 16, 64};
+  const Triangle tri{8, 512, 128};
+  // A band q-tile far from both ends: the sink tile shows 8 keys, window tiles all 64 of theirs,
+  // its diagonal tile up to its last row, tiles outside the pattern none.
+  const index_t qt = 100;  // positions 1600..1615: diagonal tile 25, keys 1600..1615 of 1600..1663
+  CHECK(visible_key_end(tri, g, qt, 0) == 8);
+  CHECK(visible_key_end(tri, g, qt, 1) == 0);
+  CHECK(visible_key_end(tri, g, qt, 24) == 64);
+  CHECK(visible_key_end(tri, g, qt, 25) == 16);
+  CHECK(visible_key_end(tri, g, qt, 26) == 0);
+  // The last rows see every key: nothing to shrink but their own diagonal.
+  CHECK(visible_key_end(tri, g, g.q_tiles() - 1, 0) == 64);
+  CHECK(visible_key_end(Streaming{8, 512}, g, qt, 0) == 8);
+  CHECK(visible_key_end(Causal{}, g, qt, 0) == 64);
+  // A policy without key spans answers the whole tile.
+  const TileGeometry short_end{100, 100, 16, 64};
+  CHECK(visible_key_end(EveryNthTile{16, 3}, short_end, 0, 1) == 36);
 }
 
 TEST_CASE("visible_bits at extreme parameters (no overflow, empty and unbounded extents)", "[mask]") {

@@ -196,7 +196,10 @@ struct AttentionKernel {
                                   const WorkItem& item, index_t u, bool partial) const {
     const Problem& p = args.problem;
     const index_t kv_tile = geometry.kv_tile, q_rows = geometry.q_tile;
-    const index_t first_key = geometry.first_key(u), keys = geometry.kv_keys(u);
+    // A partial tile ends where its visible keys do (no row sees a key past visible_key_end), as
+    // a sequence's last tile does: Triangle's sink tile is 8 keys long, not 64.
+    const index_t first_key = geometry.first_key(u);
+    const index_t keys = partial ? visible_key_end(item_mask, geometry, index_t(item.q_tile), u) : geometry.kv_keys(u);
     // K transposed (dim-major, for the score micro-kernel), V row-major, fp32; zeros past seq_k.
     Engine::load_kv(team, args.k + p.k(item.batch, item.kv_head, first_key, 0), p.k.seq, p.k.dim,
                     args.v + p.v(item.batch, item.kv_head, first_key, 0), p.v.seq, p.v.dim, keys, dim, kv_tile,

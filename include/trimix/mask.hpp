@@ -13,6 +13,8 @@
 /// trimix::visible, which also derive 1 and 2 for policies that describe each q-tile by a KeySpan.
 /// Optionally, 4. visible_bits(p, first_key, seq_k): question 3 for 64 keys at once, as a bit mask
 /// (the built-in policies and their compositions have it; kernels use it on partial tiles).
+/// Derived, 5. visible_key_end(geometry, q_tile, kv_tile): how many leading keys of a tile any row
+/// of the q-tile may see (kernels shrink such tiles: the sink tile of Triangle shows 8 of 64).
 
 #include <trimix/config.hpp>
 
@@ -558,6 +560,39 @@ TRIMIX_FUNCTION auto bind_head(const Intersection<A, B>& x, index_t batch, index
   } else {
     return x;
   }
+}
+
+namespace impl {
+template <class P, class = void>
+struct has_composed : std::false_type {};
+template <class P>
+struct has_composed<P, std::void_t<decltype(std::declval<const P&>().composed())>> : std::true_type {};
+}  // namespace impl
+
+/// One past the last key of kv-tile `u`, counted from its first key, that any row of q-tile `qt`
+/// may see: an upper bound in [0, kv_keys(u)], exact for KeySpan policies and their unions
+/// (keys past it are invisible to every row; keys before it may be invisible too). Policies
+/// without a KeySpan (classify-only, runtime masks) answer kv_keys(u).
+template <class P>
+TRIMIX_FUNCTION index_t visible_key_end(const P& policy, const TileGeometry& g, index_t qt, index_t u) {
+  if constexpr (impl::has_composed<P>::value) {
+    return visible_key_end(policy.composed(), g, qt, u);
+  } else if constexpr (impl::has_key_span<P>::value && !impl::has_bind<P>::value) {
+    const KeySpan s = impl::clamp_span(policy.key_span(g.first_position(qt), g.last_position(qt), g.seq_k), g.seq_k);
+    const index_t j0 = g.first_key(u), j1 = g.last_key(u);
+    if (s.any_first > s.any_last || s.any_last < j0 || s.any_first > j1) return 0;
+    return impl::min_index(s.any_last, j1) - j0 + 1;
+  } else {
+    return g.kv_keys(u);
+  }
+}
+template <class A, class B>
+TRIMIX_FUNCTION index_t visible_key_end(const Union<A, B>& x, const TileGeometry& g, index_t qt, index_t u) {
+  return impl::max_index(visible_key_end(x.a, g, qt, u), visible_key_end(x.b, g, qt, u));
+}
+template <class A, class B>
+TRIMIX_FUNCTION index_t visible_key_end(const Intersection<A, B>& x, const TileGeometry& g, index_t qt, index_t u) {
+  return impl::min_index(visible_key_end(x.a, g, qt, u), visible_key_end(x.b, g, qt, u));
 }
 
 namespace impl {
