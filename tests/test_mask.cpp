@@ -6,6 +6,8 @@
 #include <catch2/catch_template_test_macros.hpp>
 #include <catch2/catch_test_macros.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <random>
 #include <string>
@@ -156,15 +158,24 @@ void check_visible_key_end(const P& p, const TileGeometry& g, bool exact) {
       const index_t j0 = g.first_key(u), keys = g.kv_keys(u);
       index_t seen_end = 0;
       for (index_t pos = g.first_position(qt); pos <= g.last_position(qt); ++pos) {
-        for (index_t c = keys - 1; c >= seen_end; --c) {
-          bool seen;
-          if constexpr (trimix::impl::has_visible_bits<P>::value)
-            seen = (trimix::visible_bits(p, pos, j0 + (c / 64) * 64, g.seq_k) >> (c % 64)) & 1u;
-          else
-            seen = trimix::visible(p, pos, j0 + c, g.seq_k);
-          if (seen) {
-            seen_end = c + 1;
-            break;
+        if constexpr (trimix::impl::has_visible_bits<P>::value) {  // a 64-key word at a time
+          for (index_t w = (keys - 1) / 64; w >= 0 && (w + 1) * 64 > seen_end; --w) {
+            const index_t n = keys - w * 64 < 64 ? keys - w * 64 : 64;
+            std::uint64_t bits = trimix::visible_bits(p, pos, j0 + w * 64, g.seq_k);
+            if (n < 64) bits &= (std::uint64_t(1) << n) - 1;
+            if (bits != 0) {
+              index_t top = 63;
+              while (!((bits >> top) & 1u)) --top;
+              seen_end = std::max(seen_end, w * 64 + top + 1);
+              break;
+            }
+          }
+        } else {
+          for (index_t c = keys - 1; c >= seen_end; --c) {
+            if (trimix::visible(p, pos, j0 + c, g.seq_k)) {
+              seen_end = c + 1;
+              break;
+            }
           }
         }
       }
