@@ -148,8 +148,8 @@ void check_visible_bits(const P& p, const TileGeometry& g, std::mt19937_64& rng)
 }
 
 /// visible_key_end against brute force on every (q-tile, kv-tile): never below the end of the
-/// keys some row sees (kernels skip the keys past it), never past the tile; equal to it where
-/// `exact` (KeySpan policies).
+/// keys some row sees (the portable kernel skips the keys past it), never past the tile; equal to
+/// it where `exact` (KeySpan policies).
 template <class P>
 void check_visible_key_end(const P& p, const TileGeometry& g, bool exact) {
   CAPTURE(trimix::mask_name(p), g.seq_q, g.seq_k, g.q_tile, g.kv_tile);

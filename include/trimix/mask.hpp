@@ -14,7 +14,8 @@
 /// Optionally, 4. visible_bits(p, first_key, seq_k): question 3 for 64 keys at once, as a bit mask
 /// (the built-in policies and their compositions have it; kernels use it on partial tiles).
 /// Derived, 5. visible_key_end(geometry, q_tile, kv_tile): how many leading keys of a tile any row
-/// of the q-tile may see (kernels shrink such tiles: the sink tile of Triangle shows 8 of 64).
+/// of the q-tile may see (the portable kernel shortens such tiles: Triangle's sink tile shows 8
+/// of its 64 keys).
 
 #include <trimix/config.hpp>
 
