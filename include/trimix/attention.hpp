@@ -23,6 +23,9 @@ struct AttentionPlan {
   impl::Problem problem;                     ///< shapes the plan was made for
   Plan<memory_space> work;                   ///< work items and split groups
   Kokkos::View<float*, memory_space> partial_o, partial_lse;  ///< split-KV workspace
+  /// Two words, zero between calls: backend engines that hand out work items at run time count
+  /// with them (engine.hpp). Like the workspace above, a plan serves one call at a time.
+  Kokkos::View<std::uint32_t*, memory_space> item_counter;
   /// Whether the plan was made for a backend tile engine (engine.hpp) rather than the portable one.
   bool backend_engine = false;
   /// Launch shape of the portable engine (defaults from portable_engine_traits<ExecSpace>).
@@ -99,6 +102,7 @@ AttentionPlan<ExecSpace, Mask> plan_for_problem(const ExecSpace& exec, const Pro
       std::size_t(slots * rows * problem.head_dim));
   plan.partial_lse = Kokkos::View<float*, typename ExecSpace::memory_space>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::partial_lse"), std::size_t(slots * rows));
+  plan.item_counter = Kokkos::View<std::uint32_t*, typename ExecSpace::memory_space>("trimix::item_counter", 2);
   return plan;
 }
 
@@ -137,7 +141,8 @@ void run_attention(const ExecSpace& exec, const AttentionPlan<ExecSpace, Mask>& 
   bool launched = false;
   if constexpr (Engine::available) {
     if (plan.backend_engine && Engine::handles_views(problem, args.q, args.k, args.v, args.o)) {
-      Engine::run(exec, plan.work, plan.mask, args, plan.partial_o.data(), plan.partial_lse.data());
+      Engine::run(exec, plan.work, plan.mask, args, plan.partial_o.data(), plan.partial_lse.data(),
+                  plan.item_counter.data());
       launched = true;
     }
   }

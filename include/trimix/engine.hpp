@@ -12,7 +12,10 @@
 ///   static TileShape shape(const Problem&);                    // the tiles its plan uses
 ///   template <class Mask> static void run(const ExecSpace&, const Plan<...>&, const Mask&,
 ///                                         const AttentionArgs<...>&, float* partial_o,
-///                                         float* partial_lse);  // launch, asynchronously
+///                                         float* partial_lse,
+///                                         std::uint32_t* item_counter);  // launch, asynchronously
+/// item_counter: two words of the plan, zero between calls, for engines that hand out work items
+/// at run time (an engine that uses them leaves them zero when its launch ends).
 /// Backend-specific code lives only in the engine headers included below.
 
 #include <trimix/kernel.hpp>

@@ -786,8 +786,14 @@ inline bool shared_memory_fits(index_t dim) {
 /// Items the device runs at once at head dim `dim`: SMs x the CTAs one SM's shared memory holds
 /// (1 KB of it reserved per CTA), at most the CTAs the loaded kernels are compiled for (asked once
 /// per process).
+/// Consumer warpgroups, i.e. items at once per SM, of the warp-specialised kernel
+/// (engine_cuda_ws.hpp, head dim 128), and whether it may run.
+constexpr int ws_consumers = 2;
+inline bool ws_enabled();
+
 inline index_t concurrent_items(index_t dim) {
   static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
+  if (dim == 128 && uses_wgmma() && ws_enabled()) return index_t(sms) * ws_consumers;
   static const int per_sm_bytes = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
   const int ctas = uses_wgmma() ? wgmma_ctas_per_sm : mma_sync_ctas_per_sm;
   return index_t(sms) * std::max(1, std::min(ctas, per_sm_bytes / (cta_shared_bytes(dim) + 1024)));
@@ -801,6 +807,8 @@ inline index_t packed_heads(index_t group) {
 }
 
 }  // namespace trimix::impl::cuda_engine
+
+#include <trimix/engine_cuda_ws.hpp>
 
 namespace trimix::impl {
 
@@ -831,16 +839,51 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
 
   template <class Mask>
   static void run(const Kokkos::Cuda& exec, const Plan<Kokkos::CudaSpace>& work, const Mask& mask,
-                  const AttentionArgs<T, T, T, T>& args, float* partial_o, float* partial_lse) {
+                  const AttentionArgs<T, T, T, T>& args, float* partial_o, float* partial_lse,
+                  std::uint32_t* item_counter) {
     using namespace cuda_engine;
     Params<T, Mask> params{args.q, args.k, args.v, args.o, args.lse, args.problem, work.geometry, mask,
                            work.items.data(), work.runs.data(), work.item_count(), partial_o, partial_lse,
                            work.heads_per_item, args.problem.scale * log2e};
-    if (args.problem.head_dim == 128) launch<128>(exec, work, params);
-    else launch<64>(exec, work, params);
+    if (args.problem.head_dim == 128) {
+      if constexpr (!is_head_dependent<Mask>::value)
+        if (launch_warp_specialised(exec, work, params, item_counter)) return;
+      launch<128>(exec, work, params);
+    } else {
+      launch<64>(exec, work, params);
+    }
   }
 
  private:
+  /// The warp-specialised kernel (engine_cuda_ws.hpp) where it runs: sm_90a code loaded, the
+  /// tensor maps encoded, its shared memory granted. False: the caller launches attention_kernel.
+  template <class Params>
+  static bool launch_warp_specialised(const Kokkos::Cuda& exec, const Plan<Kokkos::CudaSpace>& work,
+                                      const Params& params, std::uint32_t* item_counter) {
+    using namespace cuda_engine;
+    using Mask = decltype(params.mask);
+    if (!ws_enabled() || !uses_wgmma() || work.item_count() == 0) return false;
+    static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+    static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
+    if (ws_shared_bytes + int(sizeof(std::uint64_t)) * 2 * (2 + 2 * ws_stages) > optin || sms <= 0) return false;
+    const Problem& pr = params.problem;
+    const TileGeometry& g = params.geometry;
+    WsParams<T, Mask> wp{CUtensorMap{}, CUtensorMap{}, CUtensorMap{}, params, item_counter};
+    if (!encode_tensor_map(wp.q_map, kind, params.q, pr.q, pr.batch, pr.q_heads, pr.seq_q, pr.head_dim,
+                           unsigned(g.q_tile), unsigned(params.heads_per_item)) ||
+        !encode_tensor_map(wp.k_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u) ||
+        !encode_tensor_map(wp.v_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u))
+      return false;
+    const auto kernel = ws_attention_kernel<kind, T, Mask>;
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ws_shared_bytes),
+          "cudaFuncSetAttribute");
+    const index_t pairs = (work.item_count() + ws_consumers - 1) / ws_consumers;
+    const unsigned grid = unsigned(std::min<index_t>(pairs, index_t(sms)));
+    kernel<<<grid, ws_threads, ws_shared_bytes, exec.cuda_stream()>>>(wp);
+    check(cudaGetLastError(), "kernel launch");
+    return true;
+  }
+
   template <int Dim, class Params>
   static void launch(const Kokkos::Cuda& exec, const Plan<Kokkos::CudaSpace>& work, const Params& params) {
     using namespace cuda_engine;

@@ -628,7 +628,8 @@ struct tile_engine<ExecSpace, bf16, bf16, bf16, TO,
 
   template <class Mask>
   static void run(const ExecSpace& exec, const Plan<typename ExecSpace::memory_space>& work, const Mask& mask,
-                  const AttentionArgs<bf16, bf16, bf16, TO>& args, float* partial_o, float* partial_lse) {
+                  const AttentionArgs<bf16, bf16, bf16, TO>& args, float* partial_o, float* partial_lse,
+                  std::uint32_t* /*item_counter*/) {
     if (host_amx::mode() == host_amx::Mode::hardware)
       launch<host_amx::HardwareTiles>(exec, work, mask, args, partial_o, partial_lse);
     else

@@ -1,0 +1,417 @@
+#pragma once
+/// \file engine_cuda_ws.hpp
+/// Warp-specialised kernel of the CUDA engine (sm_90a, head dim 128, position-only masks):
+/// FlashAttention-3's shape on the shared plan. One persistent CTA per SM of three warpgroups:
+///  - warpgroup 0 is the producer: one thread per consumer takes the consumer's next item from a
+///    global counter (plan order, longest first), walks its runs and issues the bulk tensor copies
+///    (TMA) of its Q tile and of its K / V tiles into a ring of `ws_stages` buffers, each with a
+///    full / empty mbarrier pair; it keeps 56 registers (setmaxnreg), so that
+///  - warpgroups 1 and 2, the consumers, get 224: each runs its own items (64 rows) with Q in
+///    registers, and overlaps S(i + 1) = Q K^T with the softmax of tile i while P(i - 1) V(i - 1)
+///    runs on the tensor cores (wgmma.wait_group 1). The next item's Q and first tiles load while
+///    the current one finishes, so an item's prologue does not wait for memory.
+/// The tile math (wgmma shapes, swizzled 128-byte layout, mask bits, online softmax, epilogue) is
+/// the one of attention_kernel in engine_cuda.hpp. Included by engine_cuda.hpp.
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+namespace trimix::impl::cuda_engine {
+
+constexpr int ws_threads = 128 * (ws_consumers + 1);
+constexpr int ws_stages = 3;
+constexpr int ws_dim = 128;
+constexpr unsigned ws_q_bytes = 64 * ws_dim * 2;        ///< one 64-row Q tile
+constexpr unsigned ws_kv_bytes = 2 * 64 * ws_dim * 2;   ///< K and V tiles of one stage
+constexpr unsigned ws_consumer_bytes = ws_q_bytes + ws_stages * ws_kv_bytes;
+constexpr int ws_shared_bytes = int(ws_consumers * ws_consumer_bytes) + 1024;
+
+template <class Elem, class Mask>
+struct WsParams {
+  CUtensorMap q_map, k_map, v_map;
+  Params<Elem, Mask> p;
+  std::uint32_t* counter;  ///< [0]: next item to hand out, [1]: producers done; zero between launches
+};
+
+__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(unsigned bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWS_WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WS_WAIT;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+/// One box of a 4-d tensor map into shared memory, completing on mbarrier `bar`.
+__device__ __forceinline__ void tma_load(unsigned dst, const CUtensorMap* map, unsigned bar, int c0, int c1, int c2,
+                                         int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5, "
+      "%6}], [%2];\n" ::"r"(dst),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+      : "memory");
+}
+
+template <int Kind, class Elem, class Mask>
+__global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __grid_constant__ WsParams<Elem, Mask> wp) {
+#if TRIMIX_CUDA_WGMMA
+  constexpr int Dim = ws_dim;
+  constexpr int n_tiles = kv_tile / 8;
+  constexpr int d_tiles = Dim / 8;
+  constexpr float minus_inf = minus_infinity;
+  const Params<Elem, Mask>& p = wp.p;
+  const Problem& pr = p.problem;
+  const TileGeometry& g = p.geometry;
+  const index_t q_rows = g.q_tile;
+
+  extern __shared__ __align__(1024) unsigned char shared_raw[];
+  unsigned char* tiles = shared_raw + ((1024u - (smem_address(shared_raw) & 1023u)) & 1023u);
+  // Per consumer: [0] Q full, [1] Q empty, [2 + s] stage s full, [2 + ws_stages + s] stage s empty.
+  __shared__ alignas(8) std::uint64_t bars[ws_consumers][2 + 2 * ws_stages];
+  // The entry (tile * 2 + partial) of the tile in each stage, written by the producer before the
+  // stage's copies: the consumers never walk the runs themselves (a call inside their tile loop
+  // spilled every live register).
+  __shared__ int stage_entry[ws_consumers][ws_stages];
+  __shared__ int item_slot[ws_consumers];  // the item whose Q is in flight, -1: no more
+  auto bar = [&](int c, int i) { return smem_address(&bars[c][i]); };
+  if (threadIdx.x == 0) {
+    for (int c = 0; c < ws_consumers; ++c) {
+      mbar_init(bar(c, 0), 1);
+      mbar_init(bar(c, 1), 4);
+      for (int s = 0; s < ws_stages; ++s) {
+        mbar_init(bar(c, 2 + s), 1);
+        mbar_init(bar(c, 2 + ws_stages + s), 4);
+      }
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  auto first_q_head_of = [&](const WorkItem& it) {
+    return it.kv_head * pr.group_size() + it.head_block * p.heads_per_item;
+  };
+  const int wg = threadIdx.x / 128;
+
+  if (wg == 0) {
+    // Producer: thread 0 of warp c feeds consumer c.
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (warp >= ws_consumers || lane != 0) return;
+    const int c = warp;
+    const unsigned q_dst = smem_address(tiles + c * ws_consumer_bytes);
+    unsigned n = 0;  // tiles issued so far: stage n % ws_stages, its use n / ws_stages
+    for (index_t k = 0;; ++k) {
+      if (k > 0) mbar_wait(bar(c, 1), unsigned(k - 1) & 1u);  // the consumer holds the last Q in registers
+      // Items in plan order (longest first) to whichever consumer asks next.
+      const index_t idx = index_t(atomicAdd(wp.counter, 1u));
+      if (idx >= p.item_count) {
+        item_slot[c] = -1;
+        mbar_arrive(bar(c, 0));
+        // The last producer to run out leaves both counters zero for the next launch.
+        __threadfence();
+        if (atomicAdd(wp.counter + 1, 1u) == gridDim.x * ws_consumers - 1) {
+          atomicExch(wp.counter, 0u);
+          atomicExch(wp.counter + 1, 0u);
+        }
+        break;
+      }
+      const WorkItem it = p.items[idx];
+      item_slot[c] = int(idx);
+      mbar_expect_tx(bar(c, 0), ws_q_bytes);
+      const int first_q_head = int(first_q_head_of(it)), first_row = int(index_t(it.q_tile) * q_rows);
+      for (int h = 0; h < 2; ++h)
+        tma_load(q_dst + h * half_tile_bytes, &wp.q_map, bar(c, 0), h * 64, first_row, first_q_head, int(it.batch));
+      const auto item_mask = bind_head(p.mask, it.batch, first_q_head, pr.q_heads);
+      for_each_item_tile(item_mask, g, it, p.runs[idx], [&](index_t tile, bool partial) {
+        const unsigned s = n % ws_stages, use = n / ws_stages;
+        if (use > 0) mbar_wait(bar(c, 2 + ws_stages + s), (use - 1) & 1u);
+        stage_entry[c][s] = int(tile) * 2 + int(partial);
+        mbar_expect_tx(bar(c, 2 + s), ws_kv_bytes);
+        const unsigned k_dst = q_dst + ws_q_bytes + s * ws_kv_bytes, v_dst = k_dst + ws_kv_bytes / 2;
+        const int key = int(g.first_key(tile));
+        for (int h = 0; h < 2; ++h) {
+          tma_load(k_dst + h * half_tile_bytes, &wp.k_map, bar(c, 2 + s), h * 64, key, int(it.kv_head), int(it.batch));
+          tma_load(v_dst + h * half_tile_bytes, &wp.v_map, bar(c, 2 + s), h * 64, key, int(it.kv_head), int(it.batch));
+        }
+        ++n;
+      });
+    }
+    return;
+  }
+
+  // Consumer c: warpgroup c + 1.
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
+  const int c = wg - 1;
+  const int tid = threadIdx.x - 128 * wg, warp = tid / 32, lane = tid % 32;
+  const Elem* sq = reinterpret_cast<const Elem*>(tiles + c * ws_consumer_bytes);
+  const unsigned kv_base = smem_address(tiles + c * ws_consumer_bytes + ws_q_bytes);
+  const std::uint64_t k_desc = wgmma::descriptor(kv_base, 16, 1024);
+  const std::uint64_t v_desc = wgmma::descriptor(kv_base + ws_kv_bytes / 2, half_tile_bytes, 1024);
+  constexpr std::uint64_t stage_step = ws_kv_bytes >> 4;  // descriptor units
+  auto k_step = [](int kk) { return std::uint64_t(((kk >> 2) * half_tile_bytes + (kk & 3) * 32) >> 4); };
+  const int row_in_warp = lane / 4;  // this thread's rows: row_in_warp and row_in_warp + 8
+  constexpr bool runtime_mask = is_head_dependent<Mask>::value;
+  static_assert(!runtime_mask, "the warp-specialised kernel takes position-only masks");
+  constexpr bool row_bits = has_visible_bits<Mask>::value;
+
+  unsigned n = 0;  // tiles consumed so far
+  for (index_t k = 0;; ++k) {
+    mbar_wait(bar(c, 0), unsigned(k) & 1u);
+    const int slot = item_slot[c];
+    if (slot < 0) break;
+    const WorkItem item = p.items[slot];
+    const index_t first_q_head = first_q_head_of(item);
+
+    unsigned qf[Dim / 16][4];
+    {
+      const int mat = lane / 8, r = lane % 8;
+      const int row = warp * 16 + r + (mat % 2) * 8;
+#pragma unroll
+      for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
+    }
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar(c, 1));
+
+    float acc[d_tiles][4];
+#pragma unroll
+    for (int dt = 0; dt < d_tiles; ++dt) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
+    float row_max[2] = {minus_inf, minus_inf}, row_sum[2] = {0.0f, 0.0f};
+    index_t row_position[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      row_position[h] = g.first_position(item.q_tile) + index_t(warp * 16 + row_in_warp + h * 8) % q_rows;
+
+    const int tile_count = item.tile_end - item.tile_begin;
+    // The landed stage of the next tile, its tile index and class.
+    auto next_stage = [&](unsigned& stage, index_t& tile, bool& partial) {
+      stage = n % ws_stages;
+      mbar_wait(bar(c, 2 + stage), (n / ws_stages) & 1u);
+      ++n;
+      const int entry = stage_entry[c][stage];
+      tile = entry >> 1;
+      partial = (entry & 1) != 0;
+    };
+
+    // S = Q K^T of the tile in stage s, issued (not waited for).
+    auto issue_scores = [&](float (&s)[n_tiles][4], unsigned stage) {
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < Dim / 16; ++kk)
+        wgmma::mma_rs_n64_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
+      wgmma::commit();
+    };
+    // O += P V of the tile in stage s, issued (not waited for).
+    auto issue_pv = [&](const unsigned (&a)[kv_tile / 16][4], unsigned stage) {
+      wgmma::fence_operands(acc);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < kv_tile / 16; ++kk)
+        wgmma::mma_rs_n128<Kind>(acc, a[kk], v_desc + stage * stage_step + ((kk * 16 * 128) >> 4), 1);
+      wgmma::commit();
+    };
+    // The mask bits of this thread's two rows in a tile (row_bits policies), all-ones otherwise.
+    auto mask_bits = [&](std::uint64_t (&seen_bits)[2], index_t tile, bool partial, index_t keys) {
+      seen_bits[0] = seen_bits[1] = ~std::uint64_t(0);
+      if constexpr (row_bits) {
+        if (partial || keys < kv_tile) {
+          const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            seen_bits[h] = (partial ? trimix::visible_bits(p.mask, row_position[h], g.first_key(tile), g.seq_k)
+                                    : key_bits) >>
+                           ((lane % 4) * 2);
+        }
+      }
+    };
+    // Scores of a landed S -> probabilities in place (base 2, masked -inf), the running max and
+    // sum move on; returns each row's factor for the accumulators.
+    auto softmax = [&](float (&s)[n_tiles][4], const std::uint64_t (&seen_bits)[2], index_t tile, bool partial,
+                       index_t keys, float (&alpha)[2]) {
+      const index_t j0 = g.first_key(tile);
+#pragma unroll
+      for (int nt = 0; nt < n_tiles; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
+      if (partial || keys < kv_tile) {
+#pragma unroll
+        for (int nt = 0; nt < n_tiles; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            bool seen;
+            if constexpr (row_bits) {
+              seen = (seen_bits[e / 2] >> (nt * 8 + e % 2)) & 1u;
+            } else {
+              const int col = nt * 8 + (lane % 4) * 2 + (e % 2);
+              seen = col < keys && (!partial || trimix::visible(p.mask, row_position[e / 2], j0 + col, g.seq_k));
+            }
+            if (!seen) s[nt][e] = minus_inf;
+          }
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float mx = minus_inf;
+#pragma unroll
+        for (int nt = 0; nt < n_tiles; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(row_max[h], mx);
+        const float shift = m_new == minus_inf ? 0.0f : m_new;
+        alpha[h] = m_new == minus_inf ? 1.0f : fast_exp2(row_max[h] - m_new);
+        float sum = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < n_tiles; ++nt) {
+          s[nt][2 * h] = fast_exp2(s[nt][2 * h] - shift);
+          s[nt][2 * h + 1] = fast_exp2(s[nt][2 * h + 1] - shift);
+          sum += s[nt][2 * h] + s[nt][2 * h + 1];
+        }
+        row_sum[h] = row_sum[h] * alpha[h] + sum;
+        row_max[h] = m_new;
+      }
+    };
+    auto pack_p = [&](const float (&s)[n_tiles][4], unsigned (&a)[kv_tile / 16][4]) {
+#pragma unroll
+      for (int kk = 0; kk < kv_tile / 16; ++kk) {
+        a[kk][0] = pack<Kind>(s[2 * kk][0], s[2 * kk][1]);
+        a[kk][1] = pack<Kind>(s[2 * kk][2], s[2 * kk][3]);
+        a[kk][2] = pack<Kind>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        a[kk][3] = pack<Kind>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      }
+    };
+    auto release = [&](unsigned stage) {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(bar(c, 2 + ws_stages + stage));
+    };
+
+    if (tile_count > 0) {
+      // First tile: S, softmax, P kept for the next step.
+      index_t tile;
+      bool partial;
+      unsigned prev_stage;
+      next_stage(prev_stage, tile, partial);
+      float s[n_tiles][4];
+      issue_scores(s, prev_stage);
+      index_t keys = g.kv_keys(tile);
+      std::uint64_t seen_bits[2];
+      mask_bits(seen_bits, tile, partial, keys);
+      wgmma::wait_all();
+      wgmma::fence_operands(s);
+      float alpha[2];
+      softmax(s, seen_bits, tile, partial, keys, alpha);
+      unsigned a[kv_tile / 16][4];
+      pack_p(s, a);
+      // Steady state: S of this tile and P V of the previous one on the tensor cores together.
+      for (int i = 1; i < tile_count; ++i) {
+        unsigned stage;
+        next_stage(stage, tile, partial);
+        issue_scores(s, stage);
+        issue_pv(a, prev_stage);
+        keys = g.kv_keys(tile);
+        mask_bits(seen_bits, tile, partial, keys);
+        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        wgmma::fence_operands(s);
+        softmax(s, seen_bits, tile, partial, keys, alpha);
+        wgmma::wait_all();
+        wgmma::fence_operands(acc);
+        release(prev_stage);
+#pragma unroll
+        for (int dt = 0; dt < d_tiles; ++dt) {
+          acc[dt][0] *= alpha[0];
+          acc[dt][1] *= alpha[0];
+          acc[dt][2] *= alpha[1];
+          acc[dt][3] *= alpha[1];
+        }
+        pack_p(s, a);
+        prev_stage = stage;
+      }
+      issue_pv(a, prev_stage);
+      wgmma::wait_all();
+      wgmma::fence_operands(acc);
+      release(prev_stage);
+    }
+
+    // Finish: o = acc / l, lse; or the partial slot of a split item.
+    const index_t first_row = index_t(item.q_tile) * q_rows;
+    const index_t valid_rows = g.q_rows(item.q_tile);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float l = row_sum[h];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const int r = warp * 16 + row_in_warp + h * 8;
+      const index_t i = r % q_rows;
+      if (i >= valid_rows) continue;
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      const index_t head = first_q_head + r / q_rows;
+      const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
+      if (item.split_slot >= 0) {
+        float* out = p.partial_o + (index_t(item.split_slot) * block_rows + r) * Dim;
+#pragma unroll
+        for (int dt = 0; dt < d_tiles; ++dt) {
+          const int col = dt * 8 + (lane % 4) * 2;
+          *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+        }
+        if (lane % 4 == 0) p.partial_lse[index_t(item.split_slot) * block_rows + r] = lse;
+      } else {
+        Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
+#pragma unroll
+        for (int dt = 0; dt < d_tiles; ++dt) {
+          const int col = dt * 8 + (lane % 4) * 2;
+          *reinterpret_cast<unsigned*>(out + col) = pack<Kind>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+        }
+        if (p.lse && lane % 4 == 0)
+          p.lse[item.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
+      }
+    }
+  }
+#endif
+}
+
+/// cuTensorMapEncodeTiled from the driver, through the runtime (no link to libcuda); nullptr where
+/// the driver does not give it.
+inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 encoder = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+      return PFN_cuTensorMapEncodeTiled_v12000(nullptr);
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  return encoder;
+}
+
+/// A 4-d tensor map (dim, seq, head, batch) of a 16-bit [B, H, S, D] or [B, S, H, D] array, boxes
+/// of 64 head-dim columns x box_rows positions x box_heads heads, 128-byte swizzle (the layout of
+/// tile_offset). False where the driver refuses it (the caller then takes attention_kernel).
+inline bool encode_tensor_map(CUtensorMap& map, int kind, const void* base, const Strides4& s, index_t batch,
+                              index_t heads, index_t seq, index_t dim, unsigned box_rows, unsigned box_heads) {
+  const auto encode = tensor_map_encoder();
+  if (!encode) return false;
+  const cuuint64_t dims[4] = {cuuint64_t(dim), cuuint64_t(seq), cuuint64_t(heads), cuuint64_t(batch)};
+  const cuuint64_t strides[3] = {cuuint64_t(s.seq) * 2, cuuint64_t(s.head) * 2, cuuint64_t(s.batch) * 2};
+  const cuuint32_t box[4] = {64u, box_rows, box_heads, 1u};
+  const cuuint32_t element_strides[4] = {1u, 1u, 1u, 1u};
+  return encode(&map, kind == 1 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4,
+                const_cast<void*>(base), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+/// Whether the warp-specialised kernel is allowed (TRIMIX_CUDA_WS=0 turns it off, for measuring).
+inline bool ws_enabled() {
+  static const bool answer = [] {
+    const char* env = std::getenv("TRIMIX_CUDA_WS");
+    return !(env && env[0] == '0');
+  }();
+  return answer;
+}
+
+}  // namespace trimix::impl::cuda_engine
