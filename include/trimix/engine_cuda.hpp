@@ -19,6 +19,11 @@
 /// policy's runs, the tile walk, the plan and the split-KV combine are the shared ones; only the
 /// tile math lives here.
 ///
+/// On sm_90a at head dim 128, position-only masks take the warp-specialised kernel of
+/// engine_cuda_ws.hpp instead (TMA producer, two consumer warpgroups, persistent CTAs; 6-18%
+/// faster on the H200, bench/NOTES.md); the kernel below serves the other shapes and masks, and
+/// all of them where that kernel cannot start (TRIMIX_CUDA_WS=0, a tensor map the driver refuses).
+///
 /// The engine owns its launch on the execution space instance's stream (it needs more than the
 /// 48 KB of shared memory a Kokkos team gets: 74 KB at head dim 128 with two stages; a device
 /// that gives a CTA less takes the portable kernel, see shared_memory_fits).
@@ -881,6 +886,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     const unsigned grid = unsigned(std::min<index_t>(pairs, index_t(sms)));
     kernel<<<grid, ws_threads, ws_shared_bytes, exec.cuda_stream()>>>(wp);
     check(cudaGetLastError(), "kernel launch");
+    ++ws_launches();
     return true;
   }
 

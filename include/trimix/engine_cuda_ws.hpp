@@ -16,6 +16,8 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include <atomic>
+
 namespace trimix::impl::cuda_engine {
 
 constexpr int ws_threads = 128 * (ws_consumers + 1);
@@ -403,6 +405,13 @@ inline bool encode_tensor_map(CUtensorMap& map, int kind, const void* base, cons
                 const_cast<void*>(base), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
                 CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+/// Launches of the warp-specialised kernel in this process: tests check that it, and not the
+/// fallback to attention_kernel, ran where it should.
+inline std::atomic<long>& ws_launches() {
+  static std::atomic<long> count{0};
+  return count;
 }
 
 /// Whether the warp-specialised kernel is allowed (TRIMIX_CUDA_WS=0 turns it off, for measuring).
