@@ -20,8 +20,8 @@
 /// tile math lives here.
 ///
 /// On sm_90a at head dim 128, position-only masks take the warp-specialised kernel of
-/// engine_cuda_ws.hpp instead (TMA producer, two consumer warpgroups, persistent CTAs; 6-18%
-/// faster on the H200, bench/NOTES.md); the kernel below serves the other shapes and masks, and
+/// engine_cuda_ws.hpp instead (TMA producer, two consumer warpgroups, persistent CTAs; on the
+/// H200 causal 6% faster, triangle 0-18%, streaming 4-14%, bench/NOTES.md); the kernel below serves the other shapes and masks, and
 /// all of them where that kernel cannot start (TRIMIX_CUDA_WS=0, a tensor map the driver refuses).
 ///
 /// The engine owns its launch on the execution space instance's stream (it needs more than the
@@ -788,14 +788,15 @@ inline bool shared_memory_fits(index_t dim) {
   return cta_shared_bytes(dim) <= optin;
 }
 
-/// Items the device runs at once at head dim `dim`: SMs x the CTAs one SM's shared memory holds
-/// (1 KB of it reserved per CTA), at most the CTAs the loaded kernels are compiled for (asked once
-/// per process).
 /// Consumer warpgroups, i.e. items at once per SM, of the warp-specialised kernel
 /// (engine_cuda_ws.hpp, head dim 128), and whether it may run.
 constexpr int ws_consumers = 2;
 inline bool ws_enabled();
 
+/// Items the device runs at once at head dim `dim`: SMs x the CTAs one SM's shared memory holds
+/// (1 KB of it reserved per CTA), at most the CTAs the loaded kernels are compiled for; SMs x
+/// ws_consumers where the warp-specialised kernel may run (also for head-dependent masks, which
+/// keep attention_kernel: the plan's split share only). Asked once per process.
 inline index_t concurrent_items(index_t dim) {
   static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
   if (dim == 128 && uses_wgmma() && ws_enabled()) return index_t(sms) * ws_consumers;

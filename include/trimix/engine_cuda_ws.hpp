@@ -338,7 +338,9 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       release(prev_stage);
     }
 
-    // Finish: o = acc / l, lse; or the partial slot of a split item.
+    // Finish: o = acc / l, lse; or the partial slot of a split item. The same lines as the end of
+    // attention_kernel: shared as one inline function they changed that kernel's register
+    // allocation (spill stores 12 -> 28 B at head dim 128, ptxas), not re-measured, so repeated.
     const index_t first_row = index_t(item.q_tile) * q_rows;
     const index_t valid_rows = g.q_rows(item.q_tile);
 #pragma unroll
