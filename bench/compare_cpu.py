@@ -10,7 +10,12 @@ both times and the relative L2 difference of the outputs.
     python3 bench/compare_cpu.py --bench build/cpu-release/attention_bench --out results/ \
         [--seq 2048,4096,8192] [--dtypes f32,bf16] [--threads 16]
 
-Writes <out>/cpu_compare.csv (one row per implementation, dtype and N) and prints a table.
+--rounds R repeats the whole sweep R times (a `round` column; the hosts' timings move by 10-20%
+between runs, so a single round decides little). --variant LABEL:VAR=VALUE[,VAR=VALUE] (repeatable)
+also times trimix with those environment variables, recorded as impl `trimix[LABEL]`, e.g.
+--variant unfused:TRIMIX_HOST_FUSED=0 for an A/B of one binary in the same run as the peer.
+
+Writes <out>/cpu_compare.csv (one row per round, implementation, dtype and N) and prints a table.
 TFLOP/s count 4 * D FLOPs per visible (query, key) pair per query head.
 """
 import argparse
@@ -64,6 +69,9 @@ def main():
     ap.add_argument("--kv-heads", type=int, default=8)
     ap.add_argument("--head-dim", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=1, help="the whole sweep this many times")
+    ap.add_argument("--variant", action="append", default=[], metavar="LABEL:VAR=VALUE[,VAR=VALUE]",
+                    help="also time trimix with these environment variables, as impl trimix[LABEL]")
     ap.add_argument("--commit", default=os.environ.get("TRIMIX_COMMIT", "unknown"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -73,47 +81,59 @@ def main():
     io = tempfile.mkdtemp(prefix="trimix_cpu_io_", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     rows = []
     env = dict(os.environ, OMP_PROC_BIND="spread", OMP_PLACES="threads", OMP_NUM_THREADS=str(args.threads))
+    variants = [("trimix", {})]
+    for spec in args.variant:
+        label, _, assignments = spec.partition(":")
+        if not label or not assignments or "=" not in assignments:
+            raise SystemExit(f"--variant {spec!r}: expected LABEL:VAR=VALUE[,VAR=VALUE]")
+        variants.append((f"trimix[{label}]", dict(a.split("=", 1) for a in assignments.split(","))))
 
-    for name in args.dtypes.split(","):
+    sweep = [(r, name, int(n)) for r in range(1, args.rounds + 1) for name in args.dtypes.split(",")
+             for n in args.seq.split(",")]
+    for round_index, name, n in sweep:
         dtype, raw = DTYPES[name]
-        for n in [int(x) for x in args.seq.split(",")]:
-            gen = torch.Generator().manual_seed(n)
-            q = torch.randn(1, hq, n, d, generator=gen).to(dtype)
-            k = torch.randn(1, hkv, n, d, generator=gen).to(dtype)
-            v = torch.randn(1, hkv, n, d, generator=gen).to(dtype)
-            flops = 4.0 * d * hq * n * (n + 1) / 2
+        gen = torch.Generator().manual_seed(n)
+        q = torch.randn(1, hq, n, d, generator=gen).to(dtype)
+        k = torch.randn(1, hkv, n, d, generator=gen).to(dtype)
+        v = torch.randn(1, hkv, n, d, generator=gen).to(dtype)
+        flops = 4.0 * d * hq * n * (n + 1) / 2
 
-            def record(impl, ms, err=float("nan")):
-                rows.append(dict(device=device, commit=args.commit, impl=impl, dtype=name, mask="causal", seq=n,
-                                 q_heads=hq, kv_heads=hkv, head_dim=d, threads=args.threads,
-                                 time_ms=round(ms, 3), tflops_visible=round(flops / ms / 1e9, 4),
-                                 rel_l2_vs_torch=err))
-                print(f"{name:<4} N={n:>5} {impl:<10} {ms:10.2f} ms {flops / ms / 1e9:7.3f} TFLOP/s"
-                      + ("" if err != err else f"  rel L2 vs torch {err:.2e}"), flush=True)
+        def record(impl, ms, err=float("nan")):
+            rows.append(dict(round=round_index, device=device, commit=args.commit, impl=impl, dtype=name,
+                             mask="causal", seq=n, q_heads=hq, kv_heads=hkv, head_dim=d, threads=args.threads,
+                             time_ms=round(ms, 3), tflops_visible=round(flops / ms / 1e9, 4),
+                             rel_l2_vs_torch=err))
+            print(f"r{round_index} {name:<4} N={n:>5} {impl:<16} {ms:10.2f} ms {flops / ms / 1e9:7.3f} TFLOP/s"
+                  + ("" if err != err else f"  rel L2 vs torch {err:.2e}"), flush=True)
 
-            fn = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-            out = fn()  # warm-up
-            times = []
-            for _ in range(args.repeat):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-            record("torch_sdpa", 1e3 * statistics.median(times))
+        fn = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        out = fn()  # warm-up
+        times = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        record("torch_sdpa", 1e3 * statistics.median(times))
 
-            for label, t in (("q", q), ("k", k), ("v", v)):
-                t.contiguous().view(raw).numpy().tofile(os.path.join(io, f"{label}.bin"))
-            csv_path = os.path.join(args.out, "trimix_cpu_bench.csv")
-            cmd = [args.bench, "--seq", str(n), "--masks", "causal", "--dtypes", name, "--threads",
-                   str(args.threads), "--q-heads", str(hq), "--kv-heads", str(hkv), "--head-dim", str(d),
-                   "--repeat", str(args.repeat), "--budget-s", "60", "--io-dir", io, "--csv", csv_path]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=all_cpus)
+        for label, t in (("q", q), ("k", k), ("v", v)):
+            t.contiguous().view(raw).numpy().tofile(os.path.join(io, f"{label}.bin"))
+        csv_path = os.path.join(args.out, "trimix_cpu_bench.csv")
+        cmd = [args.bench, "--seq", str(n), "--masks", "causal", "--dtypes", name, "--threads",
+               str(args.threads), "--q-heads", str(hq), "--kv-heads", str(hkv), "--head-dim", str(d),
+               "--repeat", str(args.repeat), "--budget-s", "60", "--io-dir", io, "--csv", csv_path]
+        for impl, extra_env in variants:
+            out_path = os.path.join(io, "o_causal.bin")
+            if os.path.exists(out_path):
+                os.remove(out_path)  # a variant that fails to write its output cannot pass with the last one's
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(env, **extra_env),
+                                  preexec_fn=all_cpus)
             if proc.returncode != 0:
                 print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
-                raise SystemExit(f"attention_bench failed at {name} N={n}")
+                raise SystemExit(f"attention_bench failed at {name} N={n} ({impl})")
             with open(csv_path) as f:
                 row = [r for r in csv.DictReader(f) if int(r["seq"]) == n and r["dtype"] == name][-1]
-            got = torch.from_file(os.path.join(io, "o_causal.bin"), size=q.numel(), dtype=raw)
-            record("trimix", float(row["time_ms"]), rel_l2(got.view(dtype).view(q.shape), out))
+            got = torch.from_file(out_path, size=q.numel(), dtype=raw)
+            record(impl, float(row["time_ms"]), rel_l2(got.view(dtype).view(q.shape), out))
 
     path = os.path.join(args.out, "cpu_compare.csv")
     with open(path, "w", newline="") as f:

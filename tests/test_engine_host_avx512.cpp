@@ -1,7 +1,7 @@
-// The AVX-512 K / V tile copy and row softmax of the host engines (engine_host_avx512.hpp) against
-// their portable definitions: the copy exactly (K transposed, element conversions, zeros past the
-// tile's keys, rows not dim apart), the softmax within fp32 rounding (masked keys, fully masked
-// rows, a running max that moves or stays, keys < kv_tile).
+// The AVX-512 K / V tile copy, row softmax and fused scores + softmax of the host engines
+// (engine_host_avx512.hpp) against their portable definitions: the copy exactly (K transposed,
+// element conversions, zeros past the tile's keys, rows not dim apart), the softmax within fp32
+// rounding (masked keys, fully masked rows, a running max that moves or stays, keys < kv_tile, NaN).
 #include "test_support.hpp"
 
 #include <trimix/engine.hpp>
@@ -136,6 +136,65 @@ TEST_CASE("host AVX-512 row softmax matches the portable one", "[engine][avx512]
   CHECK(std::isnan(l[1]));
   CHECK(m[0] == m_ref[0]);
   CHECK(m[1] == m_ref[1]);
+}
+
+TEST_CASE("host AVX-512 fused scores + softmax matches the products then the portable softmax",
+          "[engine][avx512]") {
+  if (!has_avx512()) SKIP("no AVX-512 F/BW/VL on this CPU");
+  using Portable = trimix::impl::PortableEngine<>;
+  constexpr index_t tile = 64, rows = 18;  // three 6-row blocks
+  const float inf = std::numeric_limits<float>::infinity();
+  std::mt19937_64 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const index_t dim : {16, 80, 128}) {
+    for (const float q_scale : {0.1f, 30.0f}) {  // 30: scores in the thousands (large logits)
+      for (int round = 0; round < 2; ++round) {   // round 0: fresh state; 1: a running max exists
+        CAPTURE(dim, q_scale, round);
+        std::vector<float> q(std::size_t(rows * dim)), kt(std::size_t(dim * tile));
+        for (auto& x : q) x = q_scale * normal(rng);
+        for (auto& x : kt) x = normal(rng);
+        if (round == 1) q[std::size_t(4 * dim + 3)] = std::nanf("");  // row 4 sees a NaN score
+        std::vector<float> m(rows), l(rows), alpha(rows, std::nanf(""));
+        for (index_t r = 0; r < rows; ++r) {
+          m[std::size_t(r)] = round == 0 || r % 3 == 0 ? -inf : q_scale * 4.0f * normal(rng);  // moves or stays
+          l[std::size_t(r)] = m[std::size_t(r)] == -inf ? 0.0f : 1.5f;
+        }
+        // Reference: each score as one fused multiply-add chain over the head dim (the order of
+        // both products), then the portable row softmax.
+        std::vector<float> s_ref(std::size_t(rows * tile));
+        for (index_t r = 0; r < rows; ++r)
+          for (index_t j = 0; j < tile; ++j) {
+            float acc = 0.0f;
+            for (index_t d = 0; d < dim; ++d)
+              acc = std::fma(q[std::size_t(r * dim + d)], kt[std::size_t(d * tile + j)], acc);
+            s_ref[std::size_t(r * tile + j)] = acc;
+          }
+        auto m_ref = m, l_ref = l, alpha_ref = alpha;
+        for (index_t r = 0; r < rows; ++r)
+          Portable::softmax_row(s_ref.data() + r * tile, tile, tile, m_ref[std::size_t(r)], l_ref[std::size_t(r)],
+                                alpha_ref[std::size_t(r)]);
+        std::vector<float> p(std::size_t(rows * tile), std::nanf(""));
+        avx::scores_softmax64(q.data(), kt.data(), p.data(), m.data(), l.data(), alpha.data(), rows, dim);
+        auto close = [](float a, float b) {
+          if (std::isnan(a) || std::isnan(b)) return false;  // NaN never passes
+          if (a == b) return true;
+          return std::fabs(a - b) <= 2e-6f * std::fmax(std::fabs(a), std::fabs(b));
+        };
+        std::size_t wrong = 0;
+        for (index_t r = 0; r < rows; ++r) {
+          const auto i = std::size_t(r);
+          if (round == 1 && r == 4) {  // the NaN row: its sum is NaN on both paths
+            CHECK(std::isnan(l[i]));
+            CHECK(std::isnan(l_ref[i]));
+            continue;
+          }
+          wrong += !close(m[i], m_ref[i]) + !close(l[i], l_ref[i]) + !close(alpha[i], alpha_ref[i]);
+          for (index_t j = 0; j < tile; ++j) wrong += !close(p[i * tile + std::size_t(j)], s_ref[i * tile + std::size_t(j)]);
+        }
+        CHECK(wrong == 0);
+      }
+    }
+  }
 }
 
 #endif  // TRIMIX_HAS_HOST_AVX512

@@ -175,6 +175,52 @@ TRIMIX_AVX512_TARGET inline void softmax_rows(float* s, float* m, float* l, floa
   }
 }
 
+/// S = Q Kt and its online-softmax step in one pass, for full 64-key tiles (no column masked):
+/// each 6-row block's scores stay in 24 registers from the last product to the probabilities,
+/// instead of a store, a max pass and an exp pass over s. The micro-tile (6 rows x 64 keys: 4 Kt
+/// loads and 6 broadcasts per 24 FMAs) also loads less per FMA than the portable 6 x 32.
+/// q[rows][dim] (base-2 scaled), kt[dim][64]; p (= s) gets [rows][64]. rows % 6 == 0.
+TRIMIX_AVX512_TARGET inline void scores_softmax64(const float* q, const float* kt, float* s, float* m, float* l,
+                                                  float* alpha, index_t rows, index_t dim) {
+  constexpr int block_rows = 6, vectors = 4;  // 24 accumulators + 4 Kt vectors + 1 broadcast
+  for (index_t r0 = 0; r0 < rows; r0 += block_rows) {
+    __m512 acc[block_rows][vectors];
+    for (int r = 0; r < block_rows; ++r)
+      for (int c = 0; c < vectors; ++c) acc[r][c] = _mm512_setzero_ps();
+    const float* q_block = q + r0 * dim;
+    for (index_t d = 0; d < dim; ++d) {
+      const float* k_row = kt + d * 64;
+      const __m512 b0 = _mm512_loadu_ps(k_row), b1 = _mm512_loadu_ps(k_row + 16), b2 = _mm512_loadu_ps(k_row + 32),
+                   b3 = _mm512_loadu_ps(k_row + 48);
+      for (int r = 0; r < block_rows; ++r) {
+        const __m512 a = _mm512_set1_ps(q_block[r * dim + d]);
+        acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+        acc[r][2] = _mm512_fmadd_ps(a, b2, acc[r][2]);
+        acc[r][3] = _mm512_fmadd_ps(a, b3, acc[r][3]);
+      }
+    }
+    for (int r = 0; r < block_rows; ++r) {
+      const index_t row = r0 + r;
+      // As softmax_rows: NaN scores stay out of the max (max(x, most) returns `most` for NaN x).
+      __m512 most = _mm512_set1_ps(minus_infinity);
+      for (int c = 0; c < vectors; ++c) most = _mm512_max_ps(acc[r][c], most);
+      const float tile_max = _mm512_reduce_max_ps(most);
+      const float m_new = m[row] < tile_max ? tile_max : m[row];
+      const __m512 shift = _mm512_set1_ps(m_new == minus_infinity ? 0.0f : m_new);
+      __m512 sum = _mm512_setzero_ps();
+      for (int c = 0; c < vectors; ++c) {
+        const __m512 e = exp2_nonpositive(_mm512_sub_ps(acc[r][c], shift), __mmask16(0xFFFF));
+        _mm512_storeu_ps(s + row * 64 + 16 * c, e);
+        sum = _mm512_add_ps(sum, e);
+      }
+      alpha[row] = rescale_factor(m[row], m_new);
+      l[row] = l[row] * alpha[row] + _mm512_reduce_add_ps(sum);
+      m[row] = m_new;
+    }
+  }
+}
+
 #pragma GCC diagnostic pop
 #undef TRIMIX_AVX512_TARGET
 
@@ -200,6 +246,29 @@ struct HostAvx512Engine : PortableEngine<RowBlock, LaneBlock> {
         return host_avx512::load_kv(k, k_seq, v, v_seq, keys, dim, kv_tile, kt, vt);
 #endif
     Base::load_kv(team, k, k_seq, k_dim, v, v_seq, v_dim, keys, dim, kv_tile, kt, vt);
+  }
+
+  /// S = Q Kt and the softmax step of a full tile in one pass (64-key tiles, rows a multiple of
+  /// 6); false where it does not apply, and the kernel takes scores + softmax_rows.
+  template <class Team>
+  static bool scores_softmax(const Team& team, const float* q, const float* kt, float* s, float* m, float* l,
+                             float* alpha, index_t rows, index_t dim, index_t kv_tile) {
+#if TRIMIX_HAS_HOST_AVX512
+    if (team.team_size() == 1 && kv_tile == 64 && rows % 6 == 0 && host_avx512::enabled() && fuses()) {
+      host_avx512::scores_softmax64(q, kt, s, m, l, alpha, rows, dim);
+      return true;
+    }
+#endif
+    (void)team, (void)q, (void)kt, (void)s, (void)m, (void)l, (void)alpha, (void)rows, (void)dim, (void)kv_tile;
+    return false;
+  }
+  /// TRIMIX_HOST_FUSED=0 turns scores_softmax off (for measuring).
+  static bool fuses() {
+    static const bool answer = [] {
+      const char* env = std::getenv("TRIMIX_HOST_FUSED");
+      return !(env && env[0] == '0');
+    }();
+    return answer;
   }
 
   template <class Team>

@@ -112,6 +112,15 @@ struct PortableEngine {
     });
   }
 
+  /// S = Q Kt and the online-softmax step of a full tile (no column masked, no score scaling) in
+  /// one pass, where an engine has such a kernel: returns false here, and the kernel runs scores
+  /// and softmax_rows.
+  template <class Team>
+  TRIMIX_FUNCTION static bool scores_softmax(const Team&, const float*, const float*, float*, float*, float*,
+                                             float*, index_t, index_t, index_t) {
+    return false;
+  }
+
   /// The online-softmax step of every row: rows of s[rows][kv_tile] (base-2 scores, masked ones
   /// -inf) become probabilities in place, columns at or past `keys` 0; m, l (running max and sum)
   /// move on and alpha[row] receives the factor that rescales the row's output.

@@ -205,9 +205,16 @@ struct AttentionKernel {
                     args.v + p.v(item.batch, item.kv_head, first_key, 0), p.v.seq, p.v.dim, keys, dim, kv_tile,
                     t.kt, t.v);
     team.team_barrier();
+    const bool prescaled = Engine::prescales_q(rows, dim, kv_tile);
+    if (!partial && prescaled && keys == kv_tile &&
+        Engine::scores_softmax(team, t.q, t.kt, t.s, t.m, t.l, t.alpha, rows, dim, kv_tile)) {
+      team.team_barrier();
+      Engine::accumulate(team, t.s, t.v, t.alpha, t.o, rows, dim, kv_tile, keys);
+      team.team_barrier();
+      return;
+    }
     Engine::scores(team, t.q, t.kt, t.s, rows, dim, kv_tile);
     team.team_barrier();
-    const bool prescaled = Engine::prescales_q(rows, dim, kv_tile);
     if (partial || !prescaled) {
       const index_t first_position = geometry.first_position(item.q_tile);
       const float score_scale = args.problem.scale * log2e;
