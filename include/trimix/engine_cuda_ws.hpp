@@ -20,7 +20,8 @@
 
 namespace trimix::impl::cuda_engine {
 
-constexpr int ws_threads = 128 * (ws_consumers + 1);
+constexpr int ws_consumer_threads = 128;  ///< one warpgroup per consumer, and the producer's
+constexpr int ws_threads = ws_consumer_threads * (ws_consumers + 1);
 constexpr int ws_stages = 3;
 constexpr int ws_dim = 128;
 constexpr unsigned ws_q_bytes = 64 * ws_dim * 2;        ///< one 64-row Q tile
@@ -87,7 +88,7 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
   if (threadIdx.x == 0) {
     for (int c = 0; c < ws_consumers; ++c) {
       mbar_init(bar(c, 0), 1);
-      mbar_init(bar(c, 1), 4);
+      mbar_init(bar(c, 1), ws_consumer_threads);
       for (int s = 0; s < ws_stages; ++s) {
         mbar_init(bar(c, 2 + s), 1);
         mbar_init(bar(c, 2 + ws_stages + s), 4);
@@ -178,8 +179,10 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
 #pragma unroll
       for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
     }
-    __syncwarp();
-    if (lane == 0) mbar_arrive(bar(c, 1));
+    // Every thread that read item_slot and Q arrives itself: an arrive releases only the
+    // arriving thread's reads (racecheck flagged the producer's next writes when lane 0 of each
+    // warp arrived for all 32 after a __syncwarp).
+    mbar_arrive(bar(c, 1));
 
     float acc[d_tiles][4];
 #pragma unroll
@@ -196,7 +199,11 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       stage = n % ws_stages;
       mbar_wait(bar(c, 2 + stage), (n / ws_stages) & 1u);
       ++n;
-      const int entry = stage_entry[c][stage];
+      // Lane 0 reads, the others take it from lane 0: lane 0 alone releases the stage.
+      // (volatile: a plain load might be made unconditional).
+      int entry = 0;
+      if (lane == 0) entry = *static_cast<volatile int*>(&stage_entry[c][stage]);
+      entry = __shfl_sync(0xffffffffu, entry, 0);
       tile = entry >> 1;
       partial = (entry & 1) != 0;
     };
