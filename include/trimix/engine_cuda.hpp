@@ -869,6 +869,8 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     using namespace cuda_engine;
     using Mask = decltype(params.mask);
     if (!ws_enabled() || !uses_wgmma() || work.item_count() == 0) return false;
+    // Its softmax takes the row maximum of the unscaled scores (scale > 0: every default).
+    if (!(params.scale_log2 > 0.0f)) return false;
     static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
     static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
     if (ws_shared_bytes + int(sizeof(std::uint64_t)) * 2 * (2 + 2 * ws_stages) > optin || sms <= 0) return false;

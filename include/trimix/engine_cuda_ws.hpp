@@ -240,14 +240,12 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       }
     };
     // Scores of a landed S -> probabilities in place (base 2, masked -inf), the running max and
-    // sum move on; returns each row's factor for the accumulators.
+    // sum move on; returns each row's factor for the accumulators. The scale (positive here: the
+    // launch checks) goes into the exponent's multiply-add, max(scale s) = scale max(s); two
+    // independent chains per reduction.
     auto softmax = [&](float (&s)[n_tiles][4], const std::uint64_t (&seen_bits)[2], index_t tile, bool partial,
                        index_t keys, float (&alpha)[2]) {
       const index_t j0 = g.first_key(tile);
-#pragma unroll
-      for (int nt = 0; nt < n_tiles; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
       if (partial || keys < kv_tile) {
 #pragma unroll
         for (int nt = 0; nt < n_tiles; ++nt)
@@ -263,24 +261,27 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
             if (!seen) s[nt][e] = minus_inf;
           }
       }
+      const float scale = p.scale_log2;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        float mx = minus_inf;
+        float mx0 = minus_inf, mx1 = minus_inf;
 #pragma unroll
-        for (int nt = 0; nt < n_tiles; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
+        for (int nt = 0; nt < n_tiles; ++nt) mx0 = fmaxf(mx0, s[nt][2 * h]), mx1 = fmaxf(mx1, s[nt][2 * h + 1]);
+        float mx = fmaxf(mx0, mx1);
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(row_max[h], mx);
+        const float m_new = fmaxf(row_max[h], mx * scale);
         const float shift = m_new == minus_inf ? 0.0f : m_new;
-        alpha[h] = m_new == minus_inf ? 1.0f : fast_exp2(row_max[h] - m_new);
-        float sum = 0.0f;
+        alpha[h] = m_new == row_max[h] ? 1.0f : fast_exp2(row_max[h] - m_new);
+        float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
         for (int nt = 0; nt < n_tiles; ++nt) {
-          s[nt][2 * h] = fast_exp2(s[nt][2 * h] - shift);
-          s[nt][2 * h + 1] = fast_exp2(s[nt][2 * h + 1] - shift);
-          sum += s[nt][2 * h] + s[nt][2 * h + 1];
+          s[nt][2 * h] = fast_exp2(fmaf(s[nt][2 * h], scale, -shift));
+          s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scale, -shift));
+          sum0 += s[nt][2 * h];
+          sum1 += s[nt][2 * h + 1];
         }
-        row_sum[h] = row_sum[h] * alpha[h] + sum;
+        row_sum[h] = row_sum[h] * alpha[h] + (sum0 + sum1);
         row_max[h] = m_new;
       }
     };
@@ -329,12 +330,16 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
         wgmma::wait_all();
         wgmma::fence_operands(acc);
         release(prev_stage);
+        // Once a row's maximum settles its factor is exactly 1: skip the 64 multiplies while every
+        // row of the warp has settled (exact; long rows skip most tiles).
+        if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
-        for (int dt = 0; dt < d_tiles; ++dt) {
-          acc[dt][0] *= alpha[0];
-          acc[dt][1] *= alpha[0];
-          acc[dt][2] *= alpha[1];
-          acc[dt][3] *= alpha[1];
+          for (int dt = 0; dt < d_tiles; ++dt) {
+            acc[dt][0] *= alpha[0];
+            acc[dt][1] *= alpha[0];
+            acc[dt][2] *= alpha[1];
+            acc[dt][3] *= alpha[1];
+          }
         }
         pack_p(s, a);
         prev_stage = stage;
