@@ -175,10 +175,36 @@ TRIMIX_AVX512_TARGET inline void softmax_rows(float* s, float* m, float* l, floa
   }
 }
 
+/// The softmax step of one 6-row block of a fused tile: acc[6][64] scores (base 2) become
+/// probabilities in s; m, l, alpha of the rows move on (as softmax_rows). Out of line on purpose:
+/// inlined, GCC kept the exp2 polynomial's 8 constants in registers across the products' loop,
+/// which then had too few registers for its 24 accumulators and 4 Kt vectors and read Kt from
+/// memory in every FMA (1.5x slower on Zen 5).
+TRIMIX_AVX512_TARGET __attribute__((noinline)) inline void softmax_block64(const __m512 (&acc)[6][4], float* s,
+                                                                           float* m, float* l, float* alpha) {
+  for (int r = 0; r < 6; ++r) {
+    // As softmax_rows: NaN scores stay out of the max (max(x, most) returns `most` for NaN x).
+    __m512 most = _mm512_set1_ps(minus_infinity);
+    for (int c = 0; c < 4; ++c) most = _mm512_max_ps(acc[r][c], most);
+    const float tile_max = _mm512_reduce_max_ps(most);
+    const float m_new = m[r] < tile_max ? tile_max : m[r];
+    const __m512 shift = _mm512_set1_ps(m_new == minus_infinity ? 0.0f : m_new);
+    __m512 sum = _mm512_setzero_ps();
+    for (int c = 0; c < 4; ++c) {
+      const __m512 e = exp2_nonpositive(_mm512_sub_ps(acc[r][c], shift), __mmask16(0xFFFF));
+      _mm512_storeu_ps(s + r * 64 + 16 * c, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    alpha[r] = rescale_factor(m[r], m_new);
+    l[r] = l[r] * alpha[r] + _mm512_reduce_add_ps(sum);
+    m[r] = m_new;
+  }
+}
+
 /// S = Q Kt and its online-softmax step in one pass, for full 64-key tiles (no column masked):
-/// each 6-row block's scores stay in 24 registers from the last product to the probabilities,
-/// instead of a store, a max pass and an exp pass over s. The micro-tile (6 rows x 64 keys: 4 Kt
-/// loads and 6 broadcasts per 24 FMAs) also loads less per FMA than the portable 6 x 32.
+/// each 6-row block's scores stay in 24 registers from the first FMA to the softmax, instead of a
+/// store, a max pass and an exp pass over s. The micro-tile (6 rows x 64 keys: 4 Kt loads and 6
+/// broadcasts per 24 FMAs) also loads less per FMA than the portable 6 x 32.
 /// q[rows][dim] (base-2 scaled), kt[dim][64]; p (= s) gets [rows][64]. rows % 6 == 0.
 TRIMIX_AVX512_TARGET inline void scores_softmax64(const float* q, const float* kt, float* s, float* m, float* l,
                                                   float* alpha, index_t rows, index_t dim) {
@@ -200,24 +226,7 @@ TRIMIX_AVX512_TARGET inline void scores_softmax64(const float* q, const float* k
         acc[r][3] = _mm512_fmadd_ps(a, b3, acc[r][3]);
       }
     }
-    for (int r = 0; r < block_rows; ++r) {
-      const index_t row = r0 + r;
-      // As softmax_rows: NaN scores stay out of the max (max(x, most) returns `most` for NaN x).
-      __m512 most = _mm512_set1_ps(minus_infinity);
-      for (int c = 0; c < vectors; ++c) most = _mm512_max_ps(acc[r][c], most);
-      const float tile_max = _mm512_reduce_max_ps(most);
-      const float m_new = m[row] < tile_max ? tile_max : m[row];
-      const __m512 shift = _mm512_set1_ps(m_new == minus_infinity ? 0.0f : m_new);
-      __m512 sum = _mm512_setzero_ps();
-      for (int c = 0; c < vectors; ++c) {
-        const __m512 e = exp2_nonpositive(_mm512_sub_ps(acc[r][c], shift), __mmask16(0xFFFF));
-        _mm512_storeu_ps(s + row * 64 + 16 * c, e);
-        sum = _mm512_add_ps(sum, e);
-      }
-      alpha[row] = rescale_factor(m[row], m_new);
-      l[row] = l[row] * alpha[row] + _mm512_reduce_add_ps(sum);
-      m[row] = m_new;
-    }
+    softmax_block64(acc, s + r0 * 64, m + r0, l + r0, alpha + r0);
   }
 }
 
