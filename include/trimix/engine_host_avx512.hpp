@@ -5,12 +5,15 @@
 /// both slow on CPUs (bench/NOTES.md, Zen 5 profile): K's transpose was one scalar store per
 /// element, and the row max and sum became chains of 15 dependent scalar operations per row;
 /// together about a quarter of the fp32 kernel. Here K is transposed in 16 x 16 register blocks
-/// and each row reduces with vector operations. Also the shared AVX-512 helpers of the host
-/// engines (the AMX engine uses the transpose and the vector exp2).
+/// and each row reduces with vector operations. Full 64-key tiles go further: S and the softmax
+/// step in one pass whose scores never leave registers (scores_softmax64: 1.11-1.31x on the H200
+/// machine's Xeon host, level with the two passes on Zen 5). Also the shared AVX-512 helpers of
+/// the host engines (the AMX engine uses the transpose and the vector exp2).
 ///
 /// Compiled per function (target attribute) and used where the CPU reports AVX-512 F/BW/VL,
 /// checked once per process, so a build without -march runs it where it exists.
-/// TRIMIX_HOST_AVX512=0 turns it off (the portable copy and softmax then run, for measuring).
+/// TRIMIX_HOST_AVX512=0 turns it off (the portable copy and softmax then run, for measuring);
+/// TRIMIX_HOST_FUSED=0 only the fused pass.
 
 #include <trimix/element.hpp>
 #include <trimix/engine_portable.hpp>
