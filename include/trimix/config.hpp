@@ -5,6 +5,7 @@
 #include <Kokkos_Core.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,16 @@
 #define TRIMIX_VERSION_MINOR 1
 #define TRIMIX_VERSION_PATCH 0
 #define TRIMIX_VERSION_STRING "0.1.0"
+
+namespace trimix::impl {
+/// Whether the user turned one of trimix's run-time switches off (TRIMIX_HOST_AVX512,
+/// TRIMIX_HOST_FUSED, TRIMIX_HOST_BF16DP, TRIMIX_HOST_AMX, TRIMIX_CUDA_WS): the variable is set to
+/// a value starting with '0'. Callers read it once per process.
+inline bool switched_off(const char* name) {
+  const char* value = std::getenv(name);
+  return value && value[0] == '0';
+}
+}  // namespace trimix::impl
 
 /// Device-callable inline function (host and every Kokkos device backend).
 #define TRIMIX_FUNCTION KOKKOS_INLINE_FUNCTION

@@ -430,10 +430,7 @@ inline std::atomic<long>& ws_launches() {
 
 /// Whether the warp-specialised kernel is allowed (TRIMIX_CUDA_WS=0 turns it off, for measuring).
 inline bool ws_enabled() {
-  static const bool answer = [] {
-    const char* env = std::getenv("TRIMIX_CUDA_WS");
-    return !(env && env[0] == '0');
-  }();
+  static const bool answer = !switched_off("TRIMIX_CUDA_WS");
   return answer;
 }
 

@@ -81,8 +81,8 @@ inline bool request_tile_permission() {
 /// Which path bf16 host attention takes; decided once per process.
 inline Mode mode() {
   static const Mode answer = [] {
+    if (switched_off("TRIMIX_HOST_AMX")) return Mode::off;
     const char* env = std::getenv("TRIMIX_HOST_AMX");
-    if (env && env[0] == '0') return Mode::off;
     __builtin_cpu_init();
     // The packing and the softmax use AVX-512 (BW for 16-bit shuffles, BF16 for the rounding).
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||

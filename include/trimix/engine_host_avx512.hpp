@@ -44,8 +44,7 @@ namespace host_avx512 {
 /// Whether this CPU runs AVX-512 F/BW/VL (and the user did not turn it off).
 inline bool enabled() {
   static const bool answer = [] {
-    const char* env = std::getenv("TRIMIX_HOST_AVX512");
-    if (env && env[0] == '0') return false;
+    if (switched_off("TRIMIX_HOST_AVX512")) return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl");
@@ -276,10 +275,7 @@ struct HostAvx512Engine : PortableEngine<RowBlock, LaneBlock> {
   }
   /// TRIMIX_HOST_FUSED=0 turns scores_softmax off (for measuring).
   static bool fuses() {
-    static const bool answer = [] {
-      const char* env = std::getenv("TRIMIX_HOST_FUSED");
-      return !(env && env[0] == '0');
-    }();
+    static const bool answer = !switched_off("TRIMIX_HOST_FUSED");
     return answer;
   }
 

@@ -36,8 +36,7 @@ namespace host_bf16 {
 /// Whether this CPU runs vdpbf16ps (and the user did not turn it off).
 inline bool enabled() {
   static const bool answer = [] {
-    const char* env = std::getenv("TRIMIX_HOST_BF16DP");
-    if (env && env[0] == '0') return false;
+    if (switched_off("TRIMIX_HOST_BF16DP")) return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512bf16");

@@ -206,37 +206,36 @@ struct AttentionKernel {
                     t.kt, t.v);
     team.team_barrier();
     const bool prescaled = Engine::prescales_q(rows, dim, kv_tile);
-    if (!partial && prescaled && keys == kv_tile &&
-        Engine::scores_softmax(team, t.q, t.kt, t.s, t.m, t.l, t.alpha, rows, dim, kv_tile)) {
+    // Full tiles, where the engine has a fused pass: S and the softmax step at once. Else S, the
+    // scale and mask where needed, then the softmax step.
+    const bool fused = !partial && prescaled && keys == kv_tile &&
+                       Engine::scores_softmax(team, t.q, t.kt, t.s, t.m, t.l, t.alpha, rows, dim, kv_tile);
+    if (!fused) {
+      Engine::scores(team, t.q, t.kt, t.s, rows, dim, kv_tile);
       team.team_barrier();
-      Engine::accumulate(team, t.s, t.v, t.alpha, t.o, rows, dim, kv_tile, keys);
-      team.team_barrier();
-      return;
-    }
-    Engine::scores(team, t.q, t.kt, t.s, rows, dim, kv_tile);
-    team.team_barrier();
-    if (partial || !prescaled) {
-      const index_t first_position = geometry.first_position(item.q_tile);
-      const float score_scale = args.problem.scale * log2e;
-      Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
-        float* s = t.s + r * kv_tile;
-        if (!prescaled) {
-          TRIMIX_SIMD
-          for (index_t j = 0; j < kv_tile; ++j) s[j] *= score_scale;
-        }
-        if (partial) {
-          const index_t position = first_position + r % q_rows;
-          for (index_t j0 = 0; j0 < keys; j0 += 64) {
-            const index_t n = keys - j0 < 64 ? keys - j0 : 64;
-            const std::uint64_t bits = visible_word(item_mask, position, first_key + j0, n, geometry.seq_k);
-            for (index_t j = 0; j < n; ++j)
-              if (!((bits >> j) & 1u)) s[j0 + j] = minus_infinity;
+      if (partial || !prescaled) {
+        const index_t first_position = geometry.first_position(item.q_tile);
+        const float score_scale = args.problem.scale * log2e;
+        Kokkos::parallel_for(Kokkos::TeamVectorRange(team, rows), [&](index_t r) {
+          float* s = t.s + r * kv_tile;
+          if (!prescaled) {
+            TRIMIX_SIMD
+            for (index_t j = 0; j < kv_tile; ++j) s[j] *= score_scale;
           }
-        }
-      });
-      team.team_barrier();
+          if (partial) {
+            const index_t position = first_position + r % q_rows;
+            for (index_t j0 = 0; j0 < keys; j0 += 64) {
+              const index_t n = keys - j0 < 64 ? keys - j0 : 64;
+              const std::uint64_t bits = visible_word(item_mask, position, first_key + j0, n, geometry.seq_k);
+              for (index_t j = 0; j < n; ++j)
+                if (!((bits >> j) & 1u)) s[j0 + j] = minus_infinity;
+            }
+          }
+        });
+        team.team_barrier();
+      }
+      Engine::softmax_rows(team, t.s, t.m, t.l, t.alpha, rows, keys, kv_tile);
     }
-    Engine::softmax_rows(team, t.s, t.m, t.l, t.alpha, rows, keys, kv_tile);
     team.team_barrier();
     Engine::accumulate(team, t.s, t.v, t.alpha, t.o, rows, dim, kv_tile, keys);
     team.team_barrier();
