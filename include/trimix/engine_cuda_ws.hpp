@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
   if (threadIdx.x == 0) {
     for (int c = 0; c < ws_consumers; ++c) {
       mbar_init(bar(c, 0), 1);
-      mbar_init(bar(c, 1), ws_consumer_threads);
+      mbar_init(bar(c, 1), 4);
       for (int s = 0; s < ws_stages; ++s) {
         mbar_init(bar(c, 2 + s), 1);
         mbar_init(bar(c, 2 + ws_stages + s), 4);
@@ -167,7 +167,13 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
   unsigned n = 0;  // tiles consumed so far
   for (index_t k = 0;; ++k) {
     mbar_wait(bar(c, 0), unsigned(k) & 1u);
-    const int slot = item_slot[c];
+    // The producer's hand-over words are read by lane 0 and shuffled, as the stage entries: an
+    // mbarrier arrive releases only the arriving thread's reads (racecheck flagged the producer's
+    // next write when all lanes read the slot and lane 0 arrived for them). Q, which the TMA
+    // wrote, is read by all lanes; __syncwarp orders those reads before lane 0's arrive.
+    int slot = 0;
+    if (lane == 0) slot = *static_cast<volatile int*>(&item_slot[c]);
+    slot = __shfl_sync(0xffffffffu, slot, 0);
     if (slot < 0) break;
     const WorkItem item = p.items[slot];
     const index_t first_q_head = first_q_head_of(item);
@@ -179,10 +185,8 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
 #pragma unroll
       for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
     }
-    // Every thread that read item_slot and Q arrives itself: an arrive releases only the
-    // arriving thread's reads (racecheck flagged the producer's next writes when lane 0 of each
-    // warp arrived for all 32 after a __syncwarp).
-    mbar_arrive(bar(c, 1));
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar(c, 1));  // one arrive per warp (4 in all)
 
     float acc[d_tiles][4];
 #pragma unroll
