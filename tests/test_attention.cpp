@@ -404,7 +404,7 @@ TEST_CASE("empty problems do nothing", "[attention][shapes]") {
 
 // The shapes a backend tile engine takes (16-bit types, head dims 64 and 128), small enough for
 // compute-sanitizer: GQA groups that pack 1, 2 and 4 heads, lengths off the 64-key tile, chunked
-// prefill, forced splits, both layouts. Where the backend has an engine, the plan must pick it.
+// prefill, forced splits, rows that see no key, both layouts. Where the backend has an engine, the plan must pick it.
 TEMPLATE_TEST_CASE("tile-engine shapes match the reference", "[attention][engine][sanitize]", trimix::bf16,
                    trimix::fp16) {
   using Engine = trimix::impl::tile_engine<ExecSpace, TestType, TestType, TestType, TestType>;
@@ -421,6 +421,8 @@ TEMPLATE_TEST_CASE("tile-engine shapes match the reference", "[attention][engine
       options.max_tiles_per_item = 0;
       check_against_reference(in, trimix::Causal{}, options);
       check_against_reference(in, trimix::Sink{0} | trimix::Window{9}, options);
+      // Rows before the last 20 see no key: items without tiles among items with them.
+      check_against_reference(in, trimix::LastRows{20}, options);
     }
     Kokkos::View<TestType****, Kokkos::LayoutRight, ExecSpace> q("q", s.batch, s.q_heads, s.seq_q, s.head_dim);
     Kokkos::View<TestType****, Kokkos::LayoutRight, ExecSpace> k("k", s.batch, s.kv_heads, s.seq_k, s.head_dim);
