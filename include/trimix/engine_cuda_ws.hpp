@@ -97,8 +97,9 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
+  const index_t group_size = pr.group_size();  // once: a 64-bit division
   auto first_q_head_of = [&](const WorkItem& it) {
-    return it.kv_head * pr.group_size() + it.head_block * p.heads_per_item;
+    return it.kv_head * group_size + it.head_block * p.heads_per_item;
   };
   const int wg = threadIdx.x / 128;
 
@@ -160,6 +161,15 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
   constexpr std::uint64_t stage_step = ws_kv_bytes >> 4;  // descriptor units
   auto k_step = [](int kk) { return std::uint64_t(((kk >> 2) * half_tile_bytes + (kk & 3) * 32) >> 4); };
   const int row_in_warp = lane / 4;  // this thread's rows: row_in_warp and row_in_warp + 8
+  // Where those two rows sit in every item (position in the q-tile, head among the item's heads),
+  // once per kernel: 64-bit divisions by the runtime q_rows were ~6 per item.
+  int row_offset[2], row_head[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = warp * 16 + row_in_warp + h * 8, rows = int(q_rows);
+    row_offset[h] = r % rows;
+    row_head[h] = r / rows;
+  }
   constexpr bool runtime_mask = is_head_dependent<Mask>::value;
   static_assert(!runtime_mask, "the warp-specialised kernel takes position-only masks");
   constexpr bool row_bits = has_visible_bits<Mask>::value;
@@ -195,7 +205,7 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
     index_t row_position[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h)
-      row_position[h] = g.first_position(item.q_tile) + index_t(warp * 16 + row_in_warp + h * 8) % q_rows;
+      row_position[h] = g.first_position(item.q_tile) + row_offset[h];
 
     const int tile_count = item.tile_end - item.tile_begin;
     // The landed stage of the next tile, its tile index and class.
@@ -233,13 +243,24 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
     auto mask_bits = [&](std::uint64_t (&seen_bits)[2], index_t tile, bool partial, index_t keys) {
       seen_bits[0] = seen_bits[1] = ~std::uint64_t(0);
       if constexpr (row_bits) {
-        if (partial || keys < kv_tile) {
-          const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
+        if (partial) {
+          // The four lanes of a quad hold the same two rows: each asks the policy for one 32-key
+          // half of one row, and the quad trades the words (the policy's 64-bit interval code,
+          // ~180 instructions a row for Triangle, was two calls per thread and partial tile).
+          const int quad_lane = lane % 4, half = quad_lane & 1;
+          const index_t position = quad_lane < 2 ? row_position[0] : row_position[1];
+          const auto word = std::uint32_t(
+              trimix::visible_bits(p.mask, position, g.first_key(tile) + 32 * half, g.seq_k));
+          const int quad_base = lane & ~3;
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
-            seen_bits[h] = (partial ? trimix::visible_bits(p.mask, row_position[h], g.first_key(tile), g.seq_k)
-                                    : key_bits) >>
-                           ((lane % 4) * 2);
+          for (int h = 0; h < 2; ++h) {
+            const std::uint32_t lo = __shfl_sync(0xffffffffu, word, quad_base + 2 * h);
+            const std::uint32_t hi = __shfl_sync(0xffffffffu, word, quad_base + 2 * h + 1);
+            seen_bits[h] = ((std::uint64_t(hi) << 32) | lo) >> (quad_lane * 2);
+          }
+        } else if (keys < kv_tile) {
+          const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
+          seen_bits[0] = seen_bits[1] = key_bits >> ((lane % 4) * 2);
         }
       }
     };
@@ -365,10 +386,10 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       l += __shfl_xor_sync(0xffffffffu, l, 1);
       l += __shfl_xor_sync(0xffffffffu, l, 2);
       const int r = warp * 16 + row_in_warp + h * 8;
-      const index_t i = r % q_rows;
+      const index_t i = row_offset[h];
       if (i >= valid_rows) continue;
       const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      const index_t head = first_q_head + r / q_rows;
+      const index_t head = first_q_head + row_head[h];
       const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
       if (item.split_slot >= 0) {
         float* out = p.partial_o + (index_t(item.split_slot) * block_rows + r) * Dim;
