@@ -21,7 +21,7 @@
 ///
 /// On sm_90a at head dim 128, position-only masks take the warp-specialised kernel of
 /// engine_cuda_ws.hpp instead (TMA producer, two consumer warpgroups, persistent CTAs; on the
-/// H200 causal 550 TFLOP/s at 16K (5b470d8) against this kernel's 453 (3a26117, another call);
+/// H200 causal 556 TFLOP/s at 16K (af3bbf1) against this kernel's 453 (3a26117, another call);
 /// triangle and streaming 0-18% faster in dacee65's A/B; bench/NOTES.md); the kernel below
 /// serves the other shapes and masks, and all of them where that kernel cannot start
 /// (TRIMIX_CUDA_WS=0, scale <= 0, a tensor map the driver refuses).
