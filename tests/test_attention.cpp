@@ -404,7 +404,8 @@ TEST_CASE("empty problems do nothing", "[attention][shapes]") {
 
 // The shapes a backend tile engine takes (16-bit types, head dims 64 and 128), small enough for
 // compute-sanitizer: GQA groups that pack 1, 2 and 4 heads, lengths off the 64-key tile, chunked
-// prefill, forced splits, rows that see no key, both layouts. Where the backend has an engine, the plan must pick it.
+// prefill, forced splits, rows that see no key, both layouts. Where the backend has an engine, the
+// plan must pick it.
 TEMPLATE_TEST_CASE("tile-engine shapes match the reference", "[attention][engine][sanitize]", trimix::bf16,
                    trimix::fp16) {
   using Engine = trimix::impl::tile_engine<ExecSpace, TestType, TestType, TestType, TestType>;

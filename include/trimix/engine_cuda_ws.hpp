@@ -22,6 +22,7 @@ namespace trimix::impl::cuda_engine {
 
 constexpr int ws_consumer_threads = 128;  ///< one warpgroup per consumer, and the producer's
 constexpr int ws_threads = ws_consumer_threads * (ws_consumers + 1);
+constexpr int ws_consumer_warps = ws_consumer_threads / 32;  ///< arrivals on a consumer's "empty" barriers
 constexpr int ws_stages = 3;
 constexpr int ws_dim = 128;
 constexpr unsigned ws_q_bytes = 64 * ws_dim * 2;        ///< one 64-row Q tile
@@ -88,10 +89,10 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
   if (threadIdx.x == 0) {
     for (int c = 0; c < ws_consumers; ++c) {
       mbar_init(bar(c, 0), 1);
-      mbar_init(bar(c, 1), 4);
+      mbar_init(bar(c, 1), ws_consumer_warps);
       for (int s = 0; s < ws_stages; ++s) {
         mbar_init(bar(c, 2 + s), 1);
-        mbar_init(bar(c, 2 + ws_stages + s), 4);
+        mbar_init(bar(c, 2 + ws_stages + s), ws_consumer_warps);
       }
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -174,16 +175,21 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
   static_assert(!runtime_mask, "the warp-specialised kernel takes position-only masks");
   constexpr bool row_bits = has_visible_bits<Mask>::value;
 
+  // A word the producer handed over (item slot, stage entry), read by lane 0 and shuffled to the
+  // warp: an mbarrier arrive releases only the arriving thread's reads, and lane 0 arrives for the
+  // warp (racecheck flagged the producer's next write when all lanes read such a word). volatile:
+  // a plain load might be made unconditional.
+  auto from_lane0 = [&](const int& word) {
+    int value = 0;
+    if (lane == 0) value = *static_cast<const volatile int*>(&word);
+    return __shfl_sync(0xffffffffu, value, 0);
+  };
   unsigned n = 0;  // tiles consumed so far
   for (index_t k = 0;; ++k) {
     mbar_wait(bar(c, 0), unsigned(k) & 1u);
-    // The producer's hand-over words are read by lane 0 and shuffled, as the stage entries: an
-    // mbarrier arrive releases only the arriving thread's reads (racecheck flagged the producer's
-    // next write when all lanes read the slot and lane 0 arrived for them). Q, which the TMA
-    // wrote, is read by all lanes; __syncwarp orders those reads before lane 0's arrive.
-    int slot = 0;
-    if (lane == 0) slot = *static_cast<volatile int*>(&item_slot[c]);
-    slot = __shfl_sync(0xffffffffu, slot, 0);
+    // Q, which the TMA wrote, is read by all lanes; __syncwarp orders those reads before lane 0's
+    // arrive.
+    const int slot = from_lane0(item_slot[c]);
     if (slot < 0) break;
     const WorkItem item = p.items[slot];
     const index_t first_q_head = first_q_head_of(item);
@@ -196,7 +202,7 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
     }
     __syncwarp();
-    if (lane == 0) mbar_arrive(bar(c, 1));  // one arrive per warp (4 in all)
+    if (lane == 0) mbar_arrive(bar(c, 1));  // one arrive per warp
 
     float acc[d_tiles][4];
 #pragma unroll
@@ -213,11 +219,7 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       stage = n % ws_stages;
       mbar_wait(bar(c, 2 + stage), (n / ws_stages) & 1u);
       ++n;
-      // Lane 0 reads, the others take it from lane 0: lane 0 alone releases the stage.
-      // (volatile: a plain load might be made unconditional).
-      int entry = 0;
-      if (lane == 0) entry = *static_cast<volatile int*>(&stage_entry[c][stage]);
-      entry = __shfl_sync(0xffffffffu, entry, 0);
+      const int entry = from_lane0(stage_entry[c][stage]);  // lane 0 alone releases the stage
       tile = entry >> 1;
       partial = (entry & 1) != 0;
     };
