@@ -297,6 +297,10 @@ TEST_CASE("visible_bits at extreme parameters (no overflow, empty and unbounded 
     check_visible_bits(LastRows{huge}, g, rng);
     check_visible_bits(LastRows{-5}, g, rng);
     check_visible_bits(Triangle{huge, huge, huge}, g, rng);
+    check_visible_bits(Triangle{0, huge, 0}, g, rng);
+    check_visible_bits(Triangle{-1, -3, -5}, g, rng);
+    check_visible_bits(Streaming{huge, huge}, g, rng);
+    check_visible_bits(Streaming{0, -3}, g, rng);
     check_visible_bits(Causal{} & (Window{huge} | Sink{0}), g, rng);
   }
 }

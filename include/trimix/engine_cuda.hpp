@@ -174,6 +174,28 @@ __device__ __forceinline__ int tile_offset(int row, int chunk) {
 }
 constexpr unsigned half_tile_bytes = tile_rows * 128;  ///< one [64][64] block of a tile
 
+/// The mask bits of this thread's two rows (positions row_position[0] and [1]) in a partial tile of
+/// 64 keys from first_key, shifted so that bit nt * 8 + e % 2 is the thread's score (nt, e) of
+/// the m16n8 / m64nN fragment layout. The four lanes of a quad hold the same two rows: each asks
+/// the policy for one 32-key half of one row and the quad trades the words by shuffles (the
+/// policy's 64-bit interval code, ~180 instructions a row for Triangle, was two calls per thread
+/// and partial tile). All 32 lanes of the warp call it.
+template <class Mask>
+__device__ __forceinline__ void quad_visible_bits(const Mask& mask, const index_t (&row_position)[2],
+                                                  index_t first_key, index_t seq_k, int lane,
+                                                  std::uint64_t (&seen_bits)[2]) {
+  const int quad_lane = lane % 4, half = quad_lane & 1;
+  const index_t position = quad_lane < 2 ? row_position[0] : row_position[1];
+  const auto word = std::uint32_t(trimix::visible_bits(mask, position, first_key + 32 * half, seq_k));
+  const int quad_base = lane & ~3;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const std::uint32_t lo = __shfl_sync(0xffffffffu, word, quad_base + 2 * h);
+    const std::uint32_t hi = __shfl_sync(0xffffffffu, word, quad_base + 2 * h + 1);
+    seen_bits[h] = ((std::uint64_t(hi) << 32) | lo) >> (quad_lane * 2);
+  }
+}
+
 /// Makes shared memory written by ordinary or cp.async stores visible to the tensor cores' reads.
 __device__ __forceinline__ void fence_async_proxy() {
 #if TRIMIX_CUDA_WGMMA
@@ -567,12 +589,11 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
     static_assert(kv_tile == 64, "one 64-bit mask per row and tile");
     std::uint64_t seen_bits[2] = {~std::uint64_t(0), ~std::uint64_t(0)};
     if constexpr (row_bits) {
-      if (check) {
+      if (partial) {
+        quad_visible_bits(p.mask, row_position, j0, g.seq_k, lane, seen_bits);
+      } else if (check) {
         const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
-#pragma unroll
-        for (int h = 0; h < 2; ++h)
-          seen_bits[h] = (partial ? trimix::visible_bits(p.mask, row_position[h], j0, g.seq_k) : key_bits) >>
-                         ((lane % 4) * 2);
+        seen_bits[0] = seen_bits[1] = key_bits >> ((lane % 4) * 2);
       }
     }
     unsigned shown = ~0u;
@@ -609,13 +630,19 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
       }
     }
 #endif
-    // Base-2 scores, then the mask where the policy said partial (or past seq_k), in a loop of
-    // its own so that full tiles skip it (with the test inside the scale loop causal was 8%
-    // slower: A/B in bench/NOTES.md, 6c5deb1).
+    // The scale (base 2) goes into the exponent's multiply-add below: max(scale s) = scale max(s)
+    // for a positive scale (every default); another scale is applied to the scores here first.
+    // Then the mask where the policy said partial (or past seq_k), in a loop of its own so that
+    // full tiles skip it (with the test inside the scale loop causal was 8% slower: A/B in
+    // bench/NOTES.md, 6c5deb1).
+    float scale = p.scale_log2;
+    if (!(scale > 0.0f)) {
 #pragma unroll
-    for (int nt = 0; nt < n_tiles; ++nt)
+      for (int nt = 0; nt < n_tiles; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
+        for (int e = 0; e < 4; ++e) s[nt][e] *= scale;
+      scale = 1.0f;
+    }
     if (check) {
 #pragma unroll
       for (int nt = 0; nt < n_tiles; ++nt) {
@@ -635,6 +662,7 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
       }
     }
     // Online softmax, per row (the 4 threads of a quad share a row).
+    float alpha[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float mx = minus_inf;
@@ -642,22 +670,28 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
       for (int nt = 0; nt < n_tiles; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(row_max[h], mx);
+      const float m_new = fmaxf(row_max[h], mx * scale);
       const float shift = m_new == minus_inf ? 0.0f : m_new;   // nothing seen yet: p = 0
-      const float alpha = m_new == minus_inf ? 1.0f : fast_exp2(row_max[h] - m_new);
+      alpha[h] = m_new == row_max[h] ? 1.0f : fast_exp2(row_max[h] - m_new);
       float sum = 0.0f;
 #pragma unroll
       for (int nt = 0; nt < n_tiles; ++nt) {
-        s[nt][2 * h] = fast_exp2(s[nt][2 * h] - shift);
-        s[nt][2 * h + 1] = fast_exp2(s[nt][2 * h + 1] - shift);
+        s[nt][2 * h] = fast_exp2(fmaf(s[nt][2 * h], scale, -shift));
+        s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scale, -shift));
         sum += s[nt][2 * h] + s[nt][2 * h + 1];
       }
-      row_sum[h] = row_sum[h] * alpha + sum;  // this thread's columns; the quad adds up at the end
+      row_sum[h] = row_sum[h] * alpha[h] + sum;  // this thread's columns; the quad adds up at the end
       row_max[h] = m_new;
+    }
+    // Once a row's maximum settles its factor is exactly 1: skip the multiplies while every row of
+    // the warp has settled (exact; the warp-specialised kernel does the same).
+    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
       for (int dt = 0; dt < d_tiles; ++dt) {
-        acc[dt][2 * h] *= alpha;
-        acc[dt][2 * h + 1] *= alpha;
+        acc[dt][0] *= alpha[0];
+        acc[dt][1] *= alpha[0];
+        acc[dt][2] *= alpha[1];
+        acc[dt][3] *= alpha[1];
       }
     }
     // O += P V: P leaves the score accumulators as A fragments (the same register layout for

@@ -246,20 +246,7 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       seen_bits[0] = seen_bits[1] = ~std::uint64_t(0);
       if constexpr (row_bits) {
         if (partial) {
-          // The four lanes of a quad hold the same two rows: each asks the policy for one 32-key
-          // half of one row, and the quad trades the words (the policy's 64-bit interval code,
-          // ~180 instructions a row for Triangle, was two calls per thread and partial tile).
-          const int quad_lane = lane % 4, half = quad_lane & 1;
-          const index_t position = quad_lane < 2 ? row_position[0] : row_position[1];
-          const auto word = std::uint32_t(
-              trimix::visible_bits(p.mask, position, g.first_key(tile) + 32 * half, g.seq_k));
-          const int quad_base = lane & ~3;
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const std::uint32_t lo = __shfl_sync(0xffffffffu, word, quad_base + 2 * h);
-            const std::uint32_t hi = __shfl_sync(0xffffffffu, word, quad_base + 2 * h + 1);
-            seen_bits[h] = ((std::uint64_t(hi) << 32) | lo) >> (quad_lane * 2);
-          }
+          quad_visible_bits(p.mask, row_position, g.first_key(tile), g.seq_k, lane, seen_bits);
         } else if (keys < kv_tile) {
           const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
           seen_bits[0] = seen_bits[1] = key_bits >> ((lane % 4) * 2);

@@ -390,6 +390,18 @@ TRIMIX_FUNCTION std::uint64_t interval_bits(const KeySpan& row, index_t first_ke
   return below_hi & (~std::uint64_t(0) << lo);
 }
 
+/// visible_bits of the rows of a causal sink + window band (Streaming, Triangle): keys
+/// [0, min(sink_last, p)] and [p - window + 1, p] (none where window <= 0), as two intervals
+/// instead of the composition's four leaves and their combinations (a partial tile's mask is on
+/// the CUDA engine's per-item path: ~200 instructions per row and 32 keys for Triangle's
+/// composition). sink_last = p makes the first interval the whole causal row (Triangle's last rows).
+TRIMIX_FUNCTION std::uint64_t sink_window_bits(index_t sink_last, index_t window, index_t p, index_t first_key,
+                                               index_t seq_k) {
+  const std::uint64_t sink_bits = interval_bits(KeySpan{0, min_index(sink_last, p)}, first_key, seq_k);
+  if (window <= 0) return sink_bits;
+  return sink_bits | interval_bits(KeySpan{p - (window - 1), p}, first_key, seq_k);
+}
+
 /// Keys j with lo <= p - j <= hi: the shape of Full, Causal and Window.
 TRIMIX_FUNCTION KeySpan band_span(index_t lo, index_t hi, index_t first, index_t last) {
   if (lo > hi) return empty_span();
@@ -672,6 +684,9 @@ struct Streaming : ComposedPolicy<Streaming> {
   constexpr Streaming() = default;
   TRIMIX_FUNCTION constexpr Streaming(index_t sink_, index_t window_) : sink(sink_), window(window_) {}
   TRIMIX_FUNCTION auto composed() const { return Causal{} & (Sink{sink} | Window{window}); }
+  TRIMIX_FUNCTION std::uint64_t visible_bits(index_t p, index_t first_key, index_t seq_k) const {
+    return impl::sink_window_bits(sink - 1, window, p, first_key, seq_k);
+  }
   const char* name() const { return "streaming"; }
 };
 
@@ -686,6 +701,10 @@ struct Triangle : ComposedPolicy<Triangle> {
       : sink(sink_), window(window_), last_rows(last_rows_) {}
   TRIMIX_FUNCTION auto composed() const {
     return Causal{} & (Sink{sink} | Window{window} | LastRows{last_rows});
+  }
+  TRIMIX_FUNCTION std::uint64_t visible_bits(index_t p, index_t first_key, index_t seq_k) const {
+    // A last row sees every key up to itself: its "sink" interval then covers the window too.
+    return impl::sink_window_bits(p >= seq_k - last_rows ? p : sink - 1, window, p, first_key, seq_k);
   }
   const char* name() const { return "triangle"; }
 };
