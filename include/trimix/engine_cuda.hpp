@@ -177,9 +177,10 @@ constexpr unsigned half_tile_bytes = tile_rows * 128;  ///< one [64][64] block o
 /// The mask bits of this thread's two rows (positions row_position[0] and [1]) in a partial tile of
 /// 64 keys from first_key, shifted so that bit nt * 8 + e % 2 is the thread's score (nt, e) of
 /// the m16n8 / m64nN fragment layout. The four lanes of a quad hold the same two rows: each asks
-/// the policy for one 32-key half of one row and the quad trades the words by shuffles (a policy's
-/// 64-bit interval code is ~100-200 instructions a call: one call per thread and partial tile
-/// instead of two). All 32 lanes of the warp call it.
+/// the policy for one 32-key half of one row and the quad trades the words by shuffles: one call
+/// per thread and partial tile instead of two (Triangle's four-leaf composition was ~200 SASS
+/// instructions a call in 037298b's kernels, cuobjdump on the H200 machine). All 32 lanes of the
+/// warp call it.
 template <class Mask>
 __device__ __forceinline__ void quad_visible_bits(const Mask& mask, const index_t (&row_position)[2],
                                                   index_t first_key, index_t seq_k, int lane,

@@ -392,9 +392,11 @@ TRIMIX_FUNCTION std::uint64_t interval_bits(const KeySpan& row, index_t first_ke
 
 /// visible_bits of the rows of a causal sink + window band (Streaming, Triangle): keys
 /// [0, min(sink_last, p)] and [p - window + 1, p] (none where window <= 0), as two intervals
-/// instead of the composition's four leaves and their combinations (a partial tile's mask is on
-/// the CUDA engine's per-item path: ~200 instructions per row and 32 keys for Triangle's
-/// composition). sink_last = p makes the first interval the whole causal row (Triangle's last rows).
+/// instead of the composition's four leaves and their combinations (those were ~200 SASS
+/// instructions a call for Triangle in 037298b's CUDA kernels; on the H200 the head-dim-64 kernel
+/// then took ~10% less time for triangle and ~2% for streaming, bench/NOTES.md; the warp-specialised
+/// kernel and the CPU engines did not change). sink_last = p makes the first interval the whole
+/// causal row (Triangle's last rows).
 TRIMIX_FUNCTION std::uint64_t sink_window_bits(index_t sink_last, index_t window, index_t p, index_t first_key,
                                                index_t seq_k) {
   const std::uint64_t sink_bits = interval_bits(KeySpan{0, min_index(sink_last, p)}, first_key, seq_k);
