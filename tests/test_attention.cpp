@@ -442,34 +442,36 @@ TEMPLATE_TEST_CASE("tile-engine shapes match the reference", "[attention][engine
 TEMPLATE_TEST_CASE("tile-engine plans are reusable across calls", "[attention][engine][plan]", trimix::bf16,
                    trimix::fp16) {
   std::mt19937_64 rng(99);
-  const Shape s{1, 8, 2, 300, 300, 128};
-  for (const Layout layout : {Layout::bhsd, Layout::bshd}) {
-    const Inputs<TestType> inputs[2] = {random_inputs<TestType>(s, rng, layout), random_inputs<TestType>(s, rng, layout)};
-    const auto mask = trimix::Triangle{3, 70, 20};
-    AttentionOptions options;
-    options.layout = layout;
-    const auto o = to_exec(random_inputs<TestType>(s, rng, layout).q);
-    const auto plan = trimix::plan_attention(ExecSpace{}, to_exec(inputs[0].q), to_exec(inputs[0].k),
-                                             to_exec(inputs[0].v), o, mask, options);
+  for (const index_t head_dim : {64, 128}) {
+    for (const Layout layout : {Layout::bhsd, Layout::bshd}) {
+      const Shape s{1, 8, 2, 300, 300, head_dim};
+      const Inputs<TestType> inputs[2] = {random_inputs<TestType>(s, rng, layout), random_inputs<TestType>(s, rng, layout)};
+      const auto mask = trimix::Triangle{3, 70, 20};
+      AttentionOptions options;
+      options.layout = layout;
+      const auto o = to_exec(random_inputs<TestType>(s, rng, layout).q);
+      const auto plan = trimix::plan_attention(ExecSpace{}, to_exec(inputs[0].q), to_exec(inputs[0].k),
+                                               to_exec(inputs[0].v), o, mask, options);
 #if defined(KOKKOS_ENABLE_CUDA) && defined(__CUDACC__)
-    const long launches_before = trimix::impl::cuda_engine::ws_launches();
+      const long launches_before = trimix::impl::cuda_engine::ws_launches();
 #endif
-    for (int call = 0; call < 3; ++call) {
-      const auto& in = inputs[call % 2];
-      poison(o);
-      trimix::attention(ExecSpace{}, plan, to_exec(in.q), to_exec(in.k), to_exec(in.v), o);
-      Kokkos::fence();
-      Kokkos::View<double****, Kokkos::HostSpace> ref("ref", o.extent(0), o.extent(1), o.extent(2), o.extent(3));
-      trimix::reference::attention(in.q, in.k, in.v, ref, mask, options);
-      CAPTURE(call, int(layout), trimix::element_traits<TestType>::name);
-      CHECK(all_close(o, ref, Tolerance<TestType>::atol, Tolerance<TestType>::rtol));
-    }
+      for (int call = 0; call < 3; ++call) {
+        const auto& in = inputs[call % 2];
+        poison(o);
+        trimix::attention(ExecSpace{}, plan, to_exec(in.q), to_exec(in.k), to_exec(in.v), o);
+        Kokkos::fence();
+        Kokkos::View<double****, Kokkos::HostSpace> ref("ref", o.extent(0), o.extent(1), o.extent(2), o.extent(3));
+        trimix::reference::attention(in.q, in.k, in.v, ref, mask, options);
+        CAPTURE(call, int(layout), head_dim, trimix::element_traits<TestType>::name);
+        CHECK(all_close(o, ref, Tolerance<TestType>::atol, Tolerance<TestType>::rtol));
+      }
 #if defined(KOKKOS_ENABLE_CUDA) && defined(__CUDACC__)
-    if constexpr (std::is_same_v<ExecSpace, Kokkos::Cuda>) {
-      if (trimix::impl::cuda_engine::uses_wgmma() && trimix::impl::cuda_engine::ws_enabled())
-        CHECK(trimix::impl::cuda_engine::ws_launches() - launches_before == 3);
-    }
+      if constexpr (std::is_same_v<ExecSpace, Kokkos::Cuda>) {
+        if (trimix::impl::cuda_engine::uses_wgmma() && trimix::impl::cuda_engine::ws_enabled())
+          CHECK(trimix::impl::cuda_engine::ws_launches() - launches_before == 3);
+      }
 #endif
+    }
   }
 }
 

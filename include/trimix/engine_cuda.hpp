@@ -826,7 +826,7 @@ inline bool shared_memory_fits(index_t dim) {
 }
 
 /// Consumer warpgroups, i.e. items at once per SM, of the warp-specialised kernel
-/// (engine_cuda_ws.hpp, head dim 128), and whether it may run.
+/// (engine_cuda_ws.hpp, head dims 64 and 128), and whether it may run.
 constexpr int ws_consumers = 2;
 inline bool ws_enabled();
 
@@ -836,7 +836,7 @@ inline bool ws_enabled();
 /// keep attention_kernel: the plan's split share only). Asked once per process.
 inline index_t concurrent_items(index_t dim) {
   static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
-  if (dim == 128 && uses_wgmma() && ws_enabled()) return index_t(sms) * ws_consumers;
+  if ((dim == 64 || dim == 128) && uses_wgmma() && ws_enabled()) return index_t(sms) * ws_consumers;
   static const int per_sm_bytes = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
   const int ctas = uses_wgmma() ? wgmma_ctas_per_sm : mma_sync_ctas_per_sm;
   return index_t(sms) * std::max(1, std::min(ctas, per_sm_bytes / (cta_shared_bytes(dim) + 1024)));
@@ -890,9 +890,11 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
                            work.heads_per_item, args.problem.scale * log2e};
     if (args.problem.head_dim == 128) {
       if constexpr (!is_head_dependent<Mask>::value)
-        if (launch_warp_specialised(exec, work, params, item_counter)) return;
+        if (launch_warp_specialised<128>(exec, work, params, item_counter)) return;
       launch<128>(exec, work, params);
     } else {
+      if constexpr (!is_head_dependent<Mask>::value)
+        if (launch_warp_specialised<64>(exec, work, params, item_counter)) return;
       launch<64>(exec, work, params);
     }
   }
@@ -900,7 +902,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
  private:
   /// The warp-specialised kernel (engine_cuda_ws.hpp) where it runs: sm_90a code loaded, the
   /// tensor maps encoded, its shared memory granted. False: the caller launches attention_kernel.
-  template <class Params>
+  template <int Dim, class Params>
   static bool launch_warp_specialised(const Kokkos::Cuda& exec, const Plan<Kokkos::CudaSpace>& work,
                                       const Params& params, std::uint32_t* item_counter) {
     using namespace cuda_engine;
@@ -910,7 +912,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     if (!(params.scale_log2 > 0.0f)) return false;
     static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
     static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
-    if (ws_shared_bytes + int(sizeof(std::uint64_t)) * 2 * (2 + 2 * ws_stages) > optin || sms <= 0) return false;
+    if (ws_shared_bytes<Dim> + int(sizeof(std::uint64_t)) * 2 * (2 + 2 * ws_stages) > optin || sms <= 0) return false;
     const Problem& pr = params.problem;
     const TileGeometry& g = params.geometry;
     WsParams<T, Mask> wp{CUtensorMap{}, CUtensorMap{}, CUtensorMap{}, params, item_counter};
@@ -919,12 +921,12 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
         !encode_tensor_map(wp.k_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u) ||
         !encode_tensor_map(wp.v_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u))
       return false;
-    const auto kernel = ws_attention_kernel<kind, T, Mask>;
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ws_shared_bytes),
+    const auto kernel = ws_attention_kernel<Dim, kind, T, Mask>;
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ws_shared_bytes<Dim>),
           "cudaFuncSetAttribute");
     const index_t pairs = (work.item_count() + ws_consumers - 1) / ws_consumers;
     const unsigned grid = unsigned(std::min<index_t>(pairs, index_t(sms)));
-    kernel<<<grid, ws_threads, ws_shared_bytes, exec.cuda_stream()>>>(wp);
+    kernel<<<grid, ws_threads, ws_shared_bytes<Dim>, exec.cuda_stream()>>>(wp);
     check(cudaGetLastError(), "kernel launch");
     ++ws_launches();
     return true;

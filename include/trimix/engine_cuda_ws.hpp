@@ -1,6 +1,6 @@
 #pragma once
 /// \file engine_cuda_ws.hpp
-/// Warp-specialised kernel of the CUDA engine (sm_90a, head dim 128, position-only masks):
+/// Warp-specialised kernel of the CUDA engine (sm_90a, head dims 64 and 128, position-only masks):
 /// FlashAttention-3's shape on the shared plan. One persistent CTA per SM of three warpgroups:
 ///  - warpgroup 0 is the producer: one thread per consumer takes the consumer's next item from a
 ///    global counter (plan order, longest first), walks its runs and issues the bulk tensor copies
@@ -24,11 +24,15 @@ constexpr int ws_consumer_threads = 128;  ///< one warpgroup per consumer, and t
 constexpr int ws_threads = ws_consumer_threads * (ws_consumers + 1);
 constexpr int ws_consumer_warps = ws_consumer_threads / 32;  ///< arrivals on a consumer's "empty" barriers
 constexpr int ws_stages = 3;
-constexpr int ws_dim = 128;
-constexpr unsigned ws_q_bytes = 64 * ws_dim * 2;        ///< one 64-row Q tile
-constexpr unsigned ws_kv_bytes = 2 * 64 * ws_dim * 2;   ///< K and V tiles of one stage
-constexpr unsigned ws_consumer_bytes = ws_q_bytes + ws_stages * ws_kv_bytes;
-constexpr int ws_shared_bytes = int(ws_consumers * ws_consumer_bytes) + 1024;
+/// Shared memory at head dim Dim (64 or 128: one or two 64-column blocks per tile row).
+template <int Dim>
+constexpr unsigned ws_q_bytes = 64 * Dim * 2;  ///< one 64-row Q tile
+template <int Dim>
+constexpr unsigned ws_kv_bytes = 2 * 64 * Dim * 2;  ///< K and V tiles of one stage
+template <int Dim>
+constexpr unsigned ws_consumer_bytes = ws_q_bytes<Dim> + ws_stages * ws_kv_bytes<Dim>;
+template <int Dim>
+constexpr int ws_shared_bytes = int(ws_consumers * ws_consumer_bytes<Dim>) + 1024;
 
 template <class Elem, class Mask>
 struct WsParams {
@@ -64,10 +68,12 @@ __device__ __forceinline__ void tma_load(unsigned dst, const CUtensorMap* map, u
       : "memory");
 }
 
-template <int Kind, class Elem, class Mask>
+template <int Dim, int Kind, class Elem, class Mask>
 __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __grid_constant__ WsParams<Elem, Mask> wp) {
 #if TRIMIX_CUDA_WGMMA
-  constexpr int Dim = ws_dim;
+  static_assert(Dim == 64 || Dim == 128, "the warp-specialised kernel takes head dims 64 and 128");
+  constexpr int halves = Dim / 64;  // 64-column blocks of a tile row, one bulk copy each
+  constexpr unsigned q_bytes = ws_q_bytes<Dim>, kv_bytes = ws_kv_bytes<Dim>, consumer_bytes = ws_consumer_bytes<Dim>;
   constexpr int n_tiles = kv_tile / 8;
   constexpr int d_tiles = Dim / 8;
   constexpr float minus_inf = minus_infinity;
@@ -110,7 +116,7 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     if (warp >= ws_consumers || lane != 0) return;
     const int c = warp;
-    const unsigned q_dst = smem_address(tiles + c * ws_consumer_bytes);
+    const unsigned q_dst = smem_address(tiles + c * consumer_bytes);
     unsigned n = 0;  // tiles issued so far: stage n % ws_stages, its use n / ws_stages
     for (index_t k = 0;; ++k) {
       if (k > 0) mbar_wait(bar(c, 1), unsigned(k - 1) & 1u);  // the consumer holds the last Q in registers
@@ -129,19 +135,19 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       }
       const WorkItem it = p.items[idx];
       item_slot[c] = int(idx);
-      mbar_expect_tx(bar(c, 0), ws_q_bytes);
+      mbar_expect_tx(bar(c, 0), q_bytes);
       const int first_q_head = int(first_q_head_of(it)), first_row = int(index_t(it.q_tile) * q_rows);
-      for (int h = 0; h < 2; ++h)
+      for (int h = 0; h < halves; ++h)
         tma_load(q_dst + h * half_tile_bytes, &wp.q_map, bar(c, 0), h * 64, first_row, first_q_head, int(it.batch));
       const auto item_mask = bind_head(p.mask, it.batch, first_q_head, pr.q_heads);
       for_each_item_tile(item_mask, g, it, p.runs[idx], [&](index_t tile, bool partial) {
         const unsigned s = n % ws_stages, use = n / ws_stages;
         if (use > 0) mbar_wait(bar(c, 2 + ws_stages + s), (use - 1) & 1u);
         stage_entry[c][s] = int(tile) * 2 + int(partial);
-        mbar_expect_tx(bar(c, 2 + s), ws_kv_bytes);
-        const unsigned k_dst = q_dst + ws_q_bytes + s * ws_kv_bytes, v_dst = k_dst + ws_kv_bytes / 2;
+        mbar_expect_tx(bar(c, 2 + s), kv_bytes);
+        const unsigned k_dst = q_dst + q_bytes + s * kv_bytes, v_dst = k_dst + kv_bytes / 2;
         const int key = int(g.first_key(tile));
-        for (int h = 0; h < 2; ++h) {
+        for (int h = 0; h < halves; ++h) {
           tma_load(k_dst + h * half_tile_bytes, &wp.k_map, bar(c, 2 + s), h * 64, key, int(it.kv_head), int(it.batch));
           tma_load(v_dst + h * half_tile_bytes, &wp.v_map, bar(c, 2 + s), h * 64, key, int(it.kv_head), int(it.batch));
         }
@@ -155,11 +161,11 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
   asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
   const int c = wg - 1;
   const int tid = threadIdx.x - 128 * wg, warp = tid / 32, lane = tid % 32;
-  const Elem* sq = reinterpret_cast<const Elem*>(tiles + c * ws_consumer_bytes);
-  const unsigned kv_base = smem_address(tiles + c * ws_consumer_bytes + ws_q_bytes);
+  const Elem* sq = reinterpret_cast<const Elem*>(tiles + c * consumer_bytes);
+  const unsigned kv_base = smem_address(tiles + c * consumer_bytes + q_bytes);
   const std::uint64_t k_desc = wgmma::descriptor(kv_base, 16, 1024);
-  const std::uint64_t v_desc = wgmma::descriptor(kv_base + ws_kv_bytes / 2, half_tile_bytes, 1024);
-  constexpr std::uint64_t stage_step = ws_kv_bytes >> 4;  // descriptor units
+  const std::uint64_t v_desc = wgmma::descriptor(kv_base + kv_bytes / 2, half_tile_bytes, 1024);
+  constexpr std::uint64_t stage_step = kv_bytes >> 4;  // descriptor units
   auto k_step = [](int kk) { return std::uint64_t(((kk >> 2) * half_tile_bytes + (kk & 3) * 32) >> 4); };
   const int row_in_warp = lane / 4;  // this thread's rows: row_in_warp and row_in_warp + 8
   // Where those two rows sit in every item (position in the q-tile, head among the item's heads),
@@ -237,8 +243,11 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       wgmma::fence_operands(acc);
       wgmma::fence();
 #pragma unroll
-      for (int kk = 0; kk < kv_tile / 16; ++kk)
-        wgmma::mma_rs_n128<Kind>(acc, a[kk], v_desc + stage * stage_step + ((kk * 16 * 128) >> 4), 1);
+      for (int kk = 0; kk < kv_tile / 16; ++kk) {
+        const std::uint64_t b = v_desc + stage * stage_step + ((kk * 16 * 128) >> 4);
+        if constexpr (Dim == 128) wgmma::mma_rs_n128<Kind>(acc, a[kk], b, 1);
+        else wgmma::mma_rs_n64<Kind>(acc, a[kk], b, 1);
+      }
       wgmma::commit();
     };
     // The mask bits of this thread's two rows in a tile (row_bits policies), all-ones otherwise.
