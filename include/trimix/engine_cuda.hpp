@@ -826,8 +826,10 @@ inline bool shared_memory_fits(index_t dim) {
 }
 
 /// Consumer warpgroups, i.e. items at once per SM, of the warp-specialised kernel
-/// (engine_cuda_ws.hpp, head dims 64 and 128), and whether it may run.
-constexpr int ws_consumers = 2;
+/// (engine_cuda_ws.hpp) at head dim Dim, and whether it may run. Three at 64, where a tile's
+/// softmax costs as much as its products and attention_kernel keeps three CTAs per SM.
+template <int Dim>
+constexpr int ws_consumers = Dim == 64 ? 3 : 2;
 inline bool ws_enabled();
 
 /// Items the device runs at once at head dim `dim`: SMs x the CTAs one SM's shared memory holds
@@ -836,7 +838,8 @@ inline bool ws_enabled();
 /// keep attention_kernel: the plan's split share only). Asked once per process.
 inline index_t concurrent_items(index_t dim) {
   static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
-  if ((dim == 64 || dim == 128) && uses_wgmma() && ws_enabled()) return index_t(sms) * ws_consumers;
+  if ((dim == 64 || dim == 128) && uses_wgmma() && ws_enabled())
+    return index_t(sms) * (dim == 64 ? ws_consumers<64> : ws_consumers<128>);
   static const int per_sm_bytes = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
   const int ctas = uses_wgmma() ? wgmma_ctas_per_sm : mma_sync_ctas_per_sm;
   return index_t(sms) * std::max(1, std::min(ctas, per_sm_bytes / (cta_shared_bytes(dim) + 1024)));
@@ -912,7 +915,8 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     if (!(params.scale_log2 > 0.0f)) return false;
     static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
     static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
-    if (ws_shared_bytes<Dim> + int(sizeof(std::uint64_t)) * 2 * (2 + 2 * ws_stages) > optin || sms <= 0) return false;
+    if (ws_shared_bytes<Dim> + int(sizeof(std::uint64_t)) * ws_consumers<Dim> * (2 + 2 * ws_stages) > optin || sms <= 0)
+      return false;
     const Problem& pr = params.problem;
     const TileGeometry& g = params.geometry;
     WsParams<T, Mask> wp{CUtensorMap{}, CUtensorMap{}, CUtensorMap{}, params, item_counter};
@@ -924,9 +928,9 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     const auto kernel = ws_attention_kernel<Dim, kind, T, Mask>;
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ws_shared_bytes<Dim>),
           "cudaFuncSetAttribute");
-    const index_t pairs = (work.item_count() + ws_consumers - 1) / ws_consumers;
-    const unsigned grid = unsigned(std::min<index_t>(pairs, index_t(sms)));
-    kernel<<<grid, ws_threads, ws_shared_bytes<Dim>, exec.cuda_stream()>>>(wp);
+    const index_t groups = (work.item_count() + ws_consumers<Dim> - 1) / ws_consumers<Dim>;
+    const unsigned grid = unsigned(std::min<index_t>(groups, index_t(sms)));
+    kernel<<<grid, ws_threads<Dim>, ws_shared_bytes<Dim>, exec.cuda_stream()>>>(wp);
     check(cudaGetLastError(), "kernel launch");
     ++ws_launches();
     return true;

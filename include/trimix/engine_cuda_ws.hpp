@@ -1,12 +1,13 @@
 #pragma once
 /// \file engine_cuda_ws.hpp
 /// Warp-specialised kernel of the CUDA engine (sm_90a, head dims 64 and 128, position-only masks):
-/// FlashAttention-3's shape on the shared plan. One persistent CTA per SM of three warpgroups:
+/// FlashAttention-3's shape on the shared plan. One persistent CTA per SM of a producer warpgroup
+/// and ws_consumers<Dim> consumer warpgroups (two at head dim 128, three at 64):
 ///  - warpgroup 0 is the producer: one thread per consumer takes the consumer's next item from a
 ///    global counter (plan order, longest first), walks its runs and issues the bulk tensor copies
 ///    (TMA) of its Q tile and of its K / V tiles into a ring of `ws_stages` buffers, each with a
 ///    full / empty mbarrier pair; it keeps 56 registers (setmaxnreg), so that
-///  - warpgroups 1 and 2, the consumers, get 224: each runs its own items (64 rows) with Q in
+///  - the consumers get the rest (224 at head dim 128): each runs its own items (64 rows) with Q in
 ///    registers, and overlaps S(i + 1) = Q K^T with the softmax of tile i while P(i - 1) V(i - 1)
 ///    runs on the tensor cores (wgmma.wait_group 1). The next item's Q and first tiles load while
 ///    the current one finishes, so an item's prologue does not wait for memory.
@@ -21,7 +22,8 @@
 namespace trimix::impl::cuda_engine {
 
 constexpr int ws_consumer_threads = 128;  ///< one warpgroup per consumer, and the producer's
-constexpr int ws_threads = ws_consumer_threads * (ws_consumers + 1);
+template <int Dim>
+constexpr int ws_threads = ws_consumer_threads * (ws_consumers<Dim> + 1);
 constexpr int ws_consumer_warps = ws_consumer_threads / 32;  ///< arrivals on a consumer's "empty" barriers
 constexpr int ws_stages = 3;
 /// Shared memory at head dim Dim (64 or 128: one or two 64-column blocks per tile row).
@@ -32,7 +34,11 @@ constexpr unsigned ws_kv_bytes = 2 * 64 * Dim * 2;  ///< K and V tiles of one st
 template <int Dim>
 constexpr unsigned ws_consumer_bytes = ws_q_bytes<Dim> + ws_stages * ws_kv_bytes<Dim>;
 template <int Dim>
-constexpr int ws_shared_bytes = int(ws_consumers * ws_consumer_bytes<Dim>) + 1024;
+constexpr int ws_shared_bytes = int(ws_consumers<Dim> * ws_consumer_bytes<Dim>) + 1024;
+/// Registers per thread (setmaxnreg) of the producer and of each consumer: the 64K of the SM.
+constexpr int ws_producer_registers = 56;
+template <int Dim>
+constexpr int ws_consumer_registers = (65536 / ws_consumer_threads - ws_producer_registers) / ws_consumers<Dim> / 8 * 8;
 
 template <class Elem, class Mask>
 struct WsParams {
@@ -68,10 +74,31 @@ __device__ __forceinline__ void tma_load(unsigned dst, const CUtensorMap* map, u
       : "memory");
 }
 
+/// A 4 x 4 transpose of 32-bit words inside a quad: lane t's word j goes to lane j's word t. In
+/// the accumulator layout lane t holds columns 2t, 2t + 1 of four 8-column tiles; afterwards it
+/// holds all 8 columns of tile t, one 16-byte store. Two butterflies (lane bit 0, then bit 1): a
+/// word whose index differs from the lane in that bit trades places with the partner's.
+__device__ __forceinline__ void quad_transpose(unsigned (&x)[4], int lane) {
+  const bool odd = lane & 1, high = lane & 2;
+#pragma unroll
+  for (int pair = 0; pair < 2; ++pair) {
+    const unsigned got = __shfl_xor_sync(0xffffffffu, odd ? x[2 * pair] : x[2 * pair + 1], 1);
+    if (odd) x[2 * pair] = got;
+    else x[2 * pair + 1] = got;
+  }
+#pragma unroll
+  for (int q = 0; q < 2; ++q) {
+    const unsigned got = __shfl_xor_sync(0xffffffffu, high ? x[q] : x[q + 2], 2);
+    if (high) x[q] = got;
+    else x[q + 2] = got;
+  }
+}
+
 template <int Dim, int Kind, class Elem, class Mask>
-__global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __grid_constant__ WsParams<Elem, Mask> wp) {
+__global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const __grid_constant__ WsParams<Elem, Mask> wp) {
 #if TRIMIX_CUDA_WGMMA
   static_assert(Dim == 64 || Dim == 128, "the warp-specialised kernel takes head dims 64 and 128");
+  constexpr int consumers = ws_consumers<Dim>;
   constexpr int halves = Dim / 64;  // 64-column blocks of a tile row, one bulk copy each
   constexpr unsigned q_bytes = ws_q_bytes<Dim>, kv_bytes = ws_kv_bytes<Dim>, consumer_bytes = ws_consumer_bytes<Dim>;
   constexpr int n_tiles = kv_tile / 8;
@@ -85,15 +112,18 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
   extern __shared__ __align__(1024) unsigned char shared_raw[];
   unsigned char* tiles = shared_raw + ((1024u - (smem_address(shared_raw) & 1023u)) & 1023u);
   // Per consumer: [0] Q full, [1] Q empty, [2 + s] stage s full, [2 + ws_stages + s] stage s empty.
-  __shared__ alignas(8) std::uint64_t bars[ws_consumers][2 + 2 * ws_stages];
+  __shared__ alignas(8) std::uint64_t bars[consumers][2 + 2 * ws_stages];
   // The entry (tile * 2 + partial) of the tile in each stage, written by the producer before the
   // stage's copies: the consumers never walk the runs themselves (a call inside their tile loop
   // spilled every live register).
-  __shared__ int stage_entry[ws_consumers][ws_stages];
-  __shared__ int item_slot[ws_consumers];  // the item whose Q is in flight, -1: no more
+  __shared__ int stage_entry[consumers][ws_stages];
+  __shared__ int item_slot[consumers];  // the item whose Q is in flight, -1: no more
+  // That item, as the producer read it: the consumer's copy from global memory was a dependent
+  // load at the head of every item (ncu: long-scoreboard stalls there).
+  __shared__ WorkItem item_copy[consumers];
   auto bar = [&](int c, int i) { return smem_address(&bars[c][i]); };
   if (threadIdx.x == 0) {
-    for (int c = 0; c < ws_consumers; ++c) {
+    for (int c = 0; c < consumers; ++c) {
       mbar_init(bar(c, 0), 1);
       mbar_init(bar(c, 1), ws_consumer_warps);
       for (int s = 0; s < ws_stages; ++s) {
@@ -112,9 +142,9 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
 
   if (wg == 0) {
     // Producer: thread 0 of warp c feeds consumer c.
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(ws_producer_registers) : "memory");
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (warp >= ws_consumers || lane != 0) return;
+    if (warp >= consumers || lane != 0) return;
     const int c = warp;
     const unsigned q_dst = smem_address(tiles + c * consumer_bytes);
     unsigned n = 0;  // tiles issued so far: stage n % ws_stages, its use n / ws_stages
@@ -127,7 +157,7 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
         mbar_arrive(bar(c, 0));
         // The last producer to run out leaves both counters zero for the next launch.
         __threadfence();
-        if (atomicAdd(wp.counter + 1, 1u) == gridDim.x * ws_consumers - 1) {
+        if (atomicAdd(wp.counter + 1, 1u) == gridDim.x * consumers - 1) {
           atomicExch(wp.counter, 0u);
           atomicExch(wp.counter + 1, 0u);
         }
@@ -135,6 +165,7 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       }
       const WorkItem it = p.items[idx];
       item_slot[c] = int(idx);
+      item_copy[c] = it;
       mbar_expect_tx(bar(c, 0), q_bytes);
       const int first_q_head = int(first_q_head_of(it)), first_row = int(index_t(it.q_tile) * q_rows);
       for (int h = 0; h < halves; ++h)
@@ -158,7 +189,7 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
   }
 
   // Consumer c: warpgroup c + 1.
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(ws_consumer_registers<Dim>) : "memory");
   const int c = wg - 1;
   const int tid = threadIdx.x - 128 * wg, warp = tid / 32, lane = tid % 32;
   const Elem* sq = reinterpret_cast<const Elem*>(tiles + c * consumer_bytes);
@@ -197,7 +228,14 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
     // arrive.
     const int slot = from_lane0(item_slot[c]);
     if (slot < 0) break;
-    const WorkItem item = p.items[slot];
+    WorkItem item;
+    item.batch = from_lane0(item_copy[c].batch);
+    item.kv_head = from_lane0(item_copy[c].kv_head);
+    item.head_block = from_lane0(item_copy[c].head_block);
+    item.q_tile = from_lane0(item_copy[c].q_tile);
+    item.tile_begin = from_lane0(item_copy[c].tile_begin);
+    item.tile_end = from_lane0(item_copy[c].tile_end);
+    item.split_slot = from_lane0(item_copy[c].split_slot);
     const index_t first_q_head = first_q_head_of(item);
 
     unsigned qf[Dim / 16][4];
@@ -374,8 +412,10 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
     }
 
     // Finish: o = acc / l, lse; or the partial slot of a split item. The same lines as the end of
-    // attention_kernel: shared as one inline function they changed that kernel's register
-    // allocation (spill stores 12 -> 28 B at head dim 128, ptxas), not re-measured, so repeated.
+    // attention_kernel (shared as one inline function they changed that kernel's register
+    // allocation: spill stores 12 -> 28 B at head dim 128, ptxas), except that o leaves in 16-byte
+    // stores (quad_transpose; the engine takes o only with 16-byte rows, handles_views): 4-byte
+    // stores wrote half sectors.
     const index_t first_row = index_t(item.q_tile) * q_rows;
     const index_t valid_rows = g.q_rows(item.q_tile);
 #pragma unroll
@@ -385,11 +425,12 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
       l += __shfl_xor_sync(0xffffffffu, l, 2);
       const int r = warp * 16 + row_in_warp + h * 8;
       const index_t i = row_offset[h];
-      if (i >= valid_rows) continue;
+      const bool row_valid = i < valid_rows;  // the same for the four lanes of a quad
       const float inv = l > 0.0f ? 1.0f / l : 0.0f;
       const index_t head = first_q_head + row_head[h];
       const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
       if (item.split_slot >= 0) {
+        if (!row_valid) continue;
         float* out = p.partial_o + (index_t(item.split_slot) * block_rows + r) * Dim;
 #pragma unroll
         for (int dt = 0; dt < d_tiles; ++dt) {
@@ -397,16 +438,20 @@ __global__ void __launch_bounds__(ws_threads, 1) ws_attention_kernel(const __gri
           *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
         }
         if (lane % 4 == 0) p.partial_lse[index_t(item.split_slot) * block_rows + r] = lse;
-      } else {
-        Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
-#pragma unroll
-        for (int dt = 0; dt < d_tiles; ++dt) {
-          const int col = dt * 8 + (lane % 4) * 2;
-          *reinterpret_cast<unsigned*>(out + col) = pack<Kind>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
-        }
-        if (p.lse && lane % 4 == 0)
-          p.lse[item.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
+        continue;
       }
+      // Every lane of the warp shuffles; the quads of rows past the end store nothing.
+      Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
+#pragma unroll
+      for (int b = 0; b < d_tiles / 4; ++b) {
+        unsigned x[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) x[j] = pack<Kind>(acc[4 * b + j][2 * h] * inv, acc[4 * b + j][2 * h + 1] * inv);
+        quad_transpose(x, lane);
+        if (row_valid) *reinterpret_cast<uint4*>(out + (4 * b + lane % 4) * 8) = make_uint4(x[0], x[1], x[2], x[3]);
+      }
+      if (row_valid && p.lse && lane % 4 == 0)
+        p.lse[item.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
     }
   }
 #endif
