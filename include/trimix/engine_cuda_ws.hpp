@@ -7,10 +7,10 @@
 ///    global counter (plan order, longest first), walks its runs and issues the bulk tensor copies
 ///    (TMA) of its Q tile and of its K / V tiles into a ring of `ws_stages` buffers, each with a
 ///    full / empty mbarrier pair; it keeps 56 registers (setmaxnreg), so that
-///  - the consumers get the rest (224 at head dim 128): each runs its own items (64 rows) with Q in
-///    registers, and overlaps S(i + 1) = Q K^T with the softmax of tile i while P(i - 1) V(i - 1)
-///    runs on the tensor cores (wgmma.wait_group 1). The next item's Q and first tiles load while
-///    the current one finishes, so an item's prologue does not wait for memory.
+///  - the consumers get the rest (224 at head dim 128, 152 at 64): each runs its own items (64
+///    rows) with Q in registers, and overlaps S(i + 1) = Q K^T with the softmax of tile i while
+///    P(i - 1) V(i - 1) runs on the tensor cores (wgmma.wait_group 1). The next item's Q and first
+///    tiles load while the current one finishes, so an item's prologue does not wait for memory.
 /// The tile math (wgmma shapes, swizzled 128-byte layout, mask bits, online softmax, epilogue) is
 /// the one of attention_kernel in engine_cuda.hpp. Included by engine_cuda.hpp.
 
