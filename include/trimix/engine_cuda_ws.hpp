@@ -99,6 +99,10 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
 #if TRIMIX_CUDA_WGMMA
   static_assert(Dim == 64 || Dim == 128, "the warp-specialised kernel takes head dims 64 and 128");
   constexpr int consumers = ws_consumers<Dim>;
+  static_assert(consumers <= ws_consumer_threads / 32, "one producer warp per consumer");
+  static_assert(ws_consumer_registers<Dim> % 8 == 0 &&
+                    ws_consumer_threads * (ws_producer_registers + consumers * ws_consumer_registers<Dim>) <= 65536,
+                "setmaxnreg: the producer's and the consumers' registers fit the SM's 64K");
   constexpr int halves = Dim / 64;  // 64-column blocks of a tile row, one bulk copy each
   constexpr unsigned q_bytes = ws_q_bytes<Dim>, kv_bytes = ws_kv_bytes<Dim>, consumer_bytes = ws_consumer_bytes<Dim>;
   constexpr int n_tiles = kv_tile / 8;
