@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Registers and spills of the warp-specialised CUDA kernels (sm_90a), from ptxas, without a GPU:
+# compiles one translation unit that calls trimix::attention with bf16 Kokkos::Cuda views for
+# Causal and Triangle, and prints one line per head dim and mask. About a minute on 2 cores.
+#
+#   scripts/gpu/ptxas_probe.sh --kokkos PREFIX [--source DIR]
+#
+# PREFIX: a Kokkos install with the CUDA backend (its bin/nvcc_wrapper compiles); DIR: the trimix
+# tree whose include/ is probed (default: this one), e.g. a snapshot of a variant.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+kokkos="" source="$root"
+while [ $# -gt 0 ]; do
+  case $1 in
+    --kokkos) kokkos=$2; shift 2 ;;
+    --source) source=$2; shift 2 ;;
+    -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "ptxas_probe.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$kokkos" ] || { echo "ptxas_probe.sh: --kokkos PREFIX is required" >&2; exit 2; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat > "$work/probe.cpp" <<'CPP'
+#include <Kokkos_Core.hpp>
+#include <trimix/trimix.hpp>
+using View = Kokkos::View<trimix::bf16****, Kokkos::LayoutRight, Kokkos::Cuda>;
+void probe(const View& q, const View& k, const View& o) {
+  trimix::attention(Kokkos::Cuda{}, q, k, k, o, trimix::Causal{});
+  trimix::attention(Kokkos::Cuda{}, q, k, k, o, trimix::Triangle{8, 512, 128});
+}
+CPP
+NVCC_APPEND_FLAGS="-gencode=arch=compute_90a,code=sm_90a -Xptxas -v" "$kokkos/bin/nvcc_wrapper" -std=c++17 -O3 \
+  -extended-lambda -arch=sm_90 -I"$source/include" -isystem "$kokkos/include" -c "$work/probe.cpp" \
+  -o "$work/probe.o" > "$work/ptxas.log" 2>&1 || { tail -30 "$work/ptxas.log"; exit 1; }
+python3 - "$work/ptxas.log" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+for i, line in enumerate(lines):
+    if "Compiling entry function" in line and "ws_attention_kernel" in line and "sm_90a" in line:
+        dim = re.search(r"ws_attention_kernelILi(\d+)E", line)
+        mask = re.search(r"(Causal|Triangle)", line)
+        info = [x.split(":", 1)[-1].strip() for x in lines[i + 1:i + 4] if "spill" in x or "registers" in x]
+        print(f"head dim {dim.group(1) if dim else '?'}, {mask.group(1) if mask else '?'}: " + "; ".join(info))
+PY
