@@ -19,10 +19,12 @@
 /// policy's runs, the tile walk, the plan and the split-KV combine are the shared ones; only the
 /// tile math lives here.
 ///
-/// On sm_90a at head dim 128, position-only masks take the warp-specialised kernel of
-/// engine_cuda_ws.hpp instead (TMA producer, two consumer warpgroups, persistent CTAs; on the
-/// H200 causal 556 TFLOP/s at 16K (af3bbf1) against this kernel's 453 (3a26117, another call);
-/// triangle and streaming 0-18% faster in dacee65's A/B; bench/NOTES.md); the kernel below
+/// On sm_90a at head dims 64 and 128, position-only masks take the warp-specialised kernel of
+/// engine_cuda_ws.hpp instead (TMA producer, two consumer warpgroups at 128 and three at 64,
+/// persistent CTAs; on the H200 causal 556 TFLOP/s at 16K (af3bbf1) against this kernel's 453
+/// (3a26117, another call), triangle and streaming 0-18% faster in dacee65's A/B; at head dim
+/// 64 causal, triangle and streaming take 11-14% less time than here in 4b34a86's A/B;
+/// bench/NOTES.md); the kernel below
 /// serves the other shapes and masks, and all of them where that kernel cannot start
 /// (TRIMIX_CUDA_WS=0, scale <= 0, a tensor map the driver refuses).
 ///
@@ -915,8 +917,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     if (!(params.scale_log2 > 0.0f)) return false;
     static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
     static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
-    if (ws_shared_bytes<Dim> + int(sizeof(std::uint64_t)) * ws_consumers<Dim> * (2 + 2 * ws_stages) > optin || sms <= 0)
-      return false;
+    if (ws_shared_bytes<Dim> + ws_static_bytes<Dim> > optin || sms <= 0) return false;
     const Problem& pr = params.problem;
     const TileGeometry& g = params.geometry;
     WsParams<T, Mask> wp{CUtensorMap{}, CUtensorMap{}, CUtensorMap{}, params, item_counter};

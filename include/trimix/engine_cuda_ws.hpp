@@ -35,6 +35,11 @@ template <int Dim>
 constexpr unsigned ws_consumer_bytes = ws_q_bytes<Dim> + ws_stages * ws_kv_bytes<Dim>;
 template <int Dim>
 constexpr int ws_shared_bytes = int(ws_consumers<Dim> * ws_consumer_bytes<Dim>) + 1024;
+/// The kernel's static shared memory: per consumer its mbarriers, stage entries, item slot and
+/// work item (the launch checks it with the dynamic part against the opt-in limit).
+template <int Dim>
+constexpr int ws_static_bytes =
+    ws_consumers<Dim> * int(sizeof(std::uint64_t) * (2 + 2 * ws_stages) + sizeof(int) * (ws_stages + 1) + sizeof(WorkItem));
 /// Registers per thread (setmaxnreg) of the producer and of each consumer: the 64K of the SM.
 constexpr int ws_producer_registers = 56;
 template <int Dim>
@@ -125,6 +130,8 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
   // That item, as the producer read it: the consumer's copy from global memory was a dependent
   // load at the head of every item (ncu: long-scoreboard stalls there).
   __shared__ WorkItem item_copy[consumers];
+  static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(item_slot) + sizeof(item_copy) == ws_static_bytes<Dim>,
+                "ws_static_bytes counts these arrays");
   auto bar = [&](int c, int i) { return smem_address(&bars[c][i]); };
   if (threadIdx.x == 0) {
     for (int c = 0; c < consumers; ++c) {
