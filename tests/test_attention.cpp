@@ -436,6 +436,24 @@ TEMPLATE_TEST_CASE("tile-engine shapes match the reference", "[attention][engine
   }
 }
 
+// Band items of Streaming and Triangle whose sink keys the warp-specialised CUDA kernel carries in
+// another of their tiles (sink_fold): sinks of 1, 5 and 16 keys (one or two 8-row swizzle atoms),
+// carried at a tile's start and at its end, GQA groups packing 4, 2 and 1 heads (16, 32 and 64
+// positions an item), head dims 128 and 64, Sq < Sk; rows near the start and Triangle's last rows
+// (no fold) in the same calls.
+TEMPLATE_TEST_CASE("tile-engine band items with the sink keys in another tile", "[attention][engine][sanitize]",
+                   trimix::bf16, trimix::fp16) {
+  std::mt19937_64 rng(4242);
+  const Shape shapes[] = {{1, 8, 2, 300, 330, 128}, {1, 4, 2, 280, 280, 64}, {1, 2, 2, 333, 333, 128}};
+  for (const Shape& s : shapes) {
+    const auto in = random_inputs<TestType>(s, rng, Layout::bhsd);
+    for (const index_t sink : {1, 5, 16}) {
+      check_against_reference(in, trimix::Streaming{sink, 100}, {});
+      check_against_reference(in, trimix::Triangle{sink, 77, 30}, {});
+    }
+  }
+}
+
 // Plans of engine shapes serve repeated calls with new data (the warp-specialised CUDA kernel
 // hands out items through two words of the plan, which every call must leave at zero), in both
 // layouts; on Hopper with sm_90a code that kernel, not its fallback, must be what runs.

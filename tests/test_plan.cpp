@@ -9,6 +9,7 @@
 #include <catch2/catch_test_macros.hpp>
 
 #include <map>
+#include <random>
 #include <tuple>
 
 using trimix::index_t;
@@ -145,4 +146,65 @@ TEST_CASE("plan: an engine that runs few items at once gets splits of at least a
   const auto plan = trimix::make_plan(trimix_test::ExecSpace(), problem, triangle,
                                       trimix::TileShape{16, 64, 4, 0, 4}, options);
   CHECK(plan.max_tiles_per_item == 3);
+}
+
+namespace {
+
+/// Every q-tile of `policy` at this shape: where sink_fold places the sink keys (q-tiles whose
+/// whole tile list one item holds), no row sees the carrying columns, each row sees exactly keys
+/// [0, sink) of tile 0, and the item's runs start at tile 0 and visit the carrying tile. Returns
+/// the folds at a tile's start and at its end.
+template <class Policy>
+std::pair<int, int> check_sink_folds(const Policy& policy, index_t seq_q, index_t seq_k, index_t q_rows) {
+  constexpr index_t kv_tile = 64;
+  const trimix::TileGeometry g{seq_q, seq_k, q_rows, kv_tile};
+  const trimix::SinkWindow shape = policy.sink_window();
+  const index_t rows = (shape.sink + 7) / 8 * 8;
+  int front = 0, back = 0;
+  for (index_t qt = 0; qt < g.q_tiles(); ++qt) {
+    const auto fold = trimix::sink_fold(shape, g.first_position(qt), g.last_position(qt), kv_tile, seq_k, rows);
+    if (fold.tile < 0) continue;
+    CAPTURE(trimix::mask_name(policy), shape.sink, shape.window, shape.last_rows, seq_q, seq_k, q_rows, qt,
+            fold.tile, fold.column);
+    REQUIRE(fold.tile > 0);
+    REQUIRE((fold.column == 0 || fold.column == kv_tile - rows));
+    const index_t tiles = trimix::impl::visited_tiles(policy, g, qt);
+    CHECK(trimix::runs_hold_sink_fold(trimix::impl::item_runs(policy, g, qt, 0, tiles), fold.tile));
+    // A split item without tile 0 holds no fold.
+    if (tiles > 1) CHECK_FALSE(trimix::runs_hold_sink_fold(trimix::impl::item_runs(policy, g, qt, 1, tiles), fold.tile));
+    for (index_t p = g.first_position(qt); p <= g.last_position(qt); ++p) {
+      for (index_t j = 0; j < kv_tile; ++j) REQUIRE(trimix::visible(policy, p, j, seq_k) == (j < shape.sink));
+      for (index_t c = fold.column; c < fold.column + rows; ++c)
+        REQUIRE_FALSE(trimix::visible(policy, p, fold.tile * kv_tile + c, seq_k));
+    }
+    ++(fold.column == 0 ? front : back);
+  }
+  return {front, back};
+}
+
+}  // namespace
+
+TEST_CASE("plan: sink_fold carries the sink keys only in columns no row sees", "[plan][sink_fold]") {
+  std::mt19937_64 rng(2024);
+  int front = 0, back = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const index_t seq_k = 1 + index_t(rng() % 1500), seq_q = 1 + index_t(rng() % std::uint64_t(seq_k));
+    const index_t sink = index_t(rng() % 60), window = index_t(rng() % 700), last_rows = index_t(rng() % 200);
+    const index_t q_rows = index_t(16) << (rng() % 3);  // the CUDA engine's 16, 32 and 64 positions
+    const auto counts = trial % 2 ? check_sink_folds(trimix::Triangle{sink, window, last_rows}, seq_q, seq_k, q_rows)
+                                  : check_sink_folds(trimix::Streaming{sink, window}, seq_q, seq_k, q_rows);
+    front += counts.first;
+    back += counts.second;
+  }
+  CHECK(front > 0);
+  CHECK(back > 0);
+  // Triangle(8, 512, 128) with GQA groups of 4 (16 positions an item): every band item folds,
+  // the last rows and the rows whose window reaches tile 0 do not.
+  const trimix::Triangle triangle{8, 512, 128};
+  const index_t seq = 4096;
+  const auto folds = check_sink_folds(triangle, seq, seq, 16);
+  CHECK(folds.first + folds.second == (seq - 128 - 576) / 16);
+  // Where the sink leaves no room in a tile, nothing folds.
+  CHECK(trimix::sink_fold(trimix::SinkWindow{57, 512, 0}, 1000, 1015, 64, 4096, 64).tile == -1);
+  CHECK(trimix::sink_fold(trimix::SinkWindow{0, 512, 0}, 1000, 1015, 64, 4096, 8).tile == -1);
 }

@@ -926,6 +926,18 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
         !encode_tensor_map(wp.k_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u) ||
         !encode_tensor_map(wp.v_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u))
       return false;
+    if constexpr (has_sink_window<Mask>::value) {
+      // Boxes for the sink fold: the sink keys rounded up to 8-row swizzle atoms, the rest of a
+      // tile beside them. No fold where the sink leaves no room, or where the driver refuses.
+      const index_t sink = params.mask.sink_window().sink;
+      const int rows = sink >= 1 && sink <= kv_tile - 8 ? int(sink + 7) / 8 * 8 : 0;
+      if (rows > 0 && sink_fold_enabled() &&
+          encode_tensor_map(wp.k_sink_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(rows), 1u) &&
+          encode_tensor_map(wp.v_sink_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(rows), 1u) &&
+          encode_tensor_map(wp.k_body_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(kv_tile - rows), 1u) &&
+          encode_tensor_map(wp.v_body_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(kv_tile - rows), 1u))
+        wp.fold_rows = rows;
+    }
     const auto kernel = ws_attention_kernel<Dim, kind, T, Mask>;
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ws_shared_bytes<Dim>),
           "cudaFuncSetAttribute");

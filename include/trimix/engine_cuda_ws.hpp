@@ -35,11 +35,11 @@ template <int Dim>
 constexpr unsigned ws_consumer_bytes = ws_q_bytes<Dim> + ws_stages * ws_kv_bytes<Dim>;
 template <int Dim>
 constexpr int ws_shared_bytes = int(ws_consumers<Dim> * ws_consumer_bytes<Dim>) + 1024;
-/// The kernel's static shared memory: per consumer its mbarriers, stage entries, item slot and
-/// work item (the launch checks it with the dynamic part against the opt-in limit).
+/// The kernel's static shared memory: per consumer its mbarriers, stage entries, item slot, work
+/// item and sink fold (the launch checks it with the dynamic part against the opt-in limit).
 template <int Dim>
 constexpr int ws_static_bytes =
-    ws_consumers<Dim> * int(sizeof(std::uint64_t) * (2 + 2 * ws_stages) + sizeof(int) * (ws_stages + 1) + sizeof(WorkItem));
+    ws_consumers<Dim> * int(sizeof(std::uint64_t) * (2 + 2 * ws_stages) + sizeof(int) * (ws_stages + 2) + sizeof(WorkItem));
 /// Registers per thread (setmaxnreg) of the producer and of each consumer: the 64K of the SM.
 constexpr int ws_producer_registers = 56;
 template <int Dim>
@@ -50,6 +50,11 @@ struct WsParams {
   CUtensorMap q_map, k_map, v_map;
   Params<Elem, Mask> p;
   std::uint32_t* counter;  ///< [0]: next item to hand out, [1]: producers done; zero between launches
+  /// Sink fold (SinkWindow policies, see sink_fold): the sink keys rounded up to whole 8-row
+  /// swizzle atoms, 0 where the kernel does not fold; boxes of fold_rows keys and of the
+  /// 64 - fold_rows keys of a tile beside them.
+  int fold_rows = 0;
+  CUtensorMap k_sink_map, v_sink_map, k_body_map, v_body_map;
 };
 
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
@@ -130,8 +135,13 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
   // That item, as the producer read it: the consumer's copy from global memory was a dependent
   // load at the head of every item (ncu: long-scoreboard stalls there).
   __shared__ WorkItem item_copy[consumers];
-  static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(item_slot) + sizeof(item_copy) == ws_static_bytes<Dim>,
+  // The item's sink fold: tile * 2 + (carried at the tile's end), -1 for none.
+  __shared__ int item_fold[consumers];
+  static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(item_slot) + sizeof(item_copy) + sizeof(item_fold) ==
+                    ws_static_bytes<Dim>,
                 "ws_static_bytes counts these arrays");
+  // Band policies (Streaming, Triangle) carry a band item's sink keys in another of its tiles.
+  constexpr bool folds_sink = has_sink_window<Mask>::value && has_visible_bits<Mask>::value;
   auto bar = [&](int c, int i) { return smem_address(&bars[c][i]); };
   if (threadIdx.x == 0) {
     for (int c = 0; c < consumers; ++c) {
@@ -175,23 +185,50 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
         break;
       }
       const WorkItem it = p.items[idx];
+      SinkFold fold;
+      if constexpr (folds_sink) {
+        if (wp.fold_rows > 0) {
+          fold = sink_fold(p.mask.sink_window(), g.first_position(it.q_tile), g.last_position(it.q_tile), kv_tile,
+                           g.seq_k, wp.fold_rows);
+          if (fold.tile >= 0 && !runs_hold_sink_fold(p.runs[idx], fold.tile)) fold.tile = -1;
+        }
+      }
       item_slot[c] = int(idx);
       item_copy[c] = it;
+      item_fold[c] = fold.tile < 0 ? -1 : int(fold.tile) * 2 + int(fold.column != 0);
       mbar_expect_tx(bar(c, 0), q_bytes);
       const int first_q_head = int(first_q_head_of(it)), first_row = int(index_t(it.q_tile) * q_rows);
       for (int h = 0; h < halves; ++h)
         tma_load(q_dst + h * half_tile_bytes, &wp.q_map, bar(c, 0), h * 64, first_row, first_q_head, int(it.batch));
       const auto item_mask = bind_head(p.mask, it.batch, first_q_head, pr.q_heads);
       for_each_item_tile(item_mask, g, it, p.runs[idx], [&](index_t tile, bool partial) {
+        if (tile == 0 && fold.tile >= 0) return;  // its keys ride in fold.tile
         const unsigned s = n % ws_stages, use = n / ws_stages;
         if (use > 0) mbar_wait(bar(c, 2 + ws_stages + s), (use - 1) & 1u);
-        stage_entry[c][s] = int(tile) * 2 + int(partial);
+        const bool carries_sink = tile == fold.tile;
+        stage_entry[c][s] = int(tile) * 2 + int(partial || carries_sink);
         mbar_expect_tx(bar(c, 2 + s), kv_bytes);
         const unsigned k_dst = q_dst + q_bytes + s * kv_bytes, v_dst = k_dst + kv_bytes / 2;
         const int key = int(g.first_key(tile));
-        for (int h = 0; h < halves; ++h) {
-          tma_load(k_dst + h * half_tile_bytes, &wp.k_map, bar(c, 2 + s), h * 64, key, int(it.kv_head), int(it.batch));
-          tma_load(v_dst + h * half_tile_bytes, &wp.v_map, bar(c, 2 + s), h * 64, key, int(it.kv_head), int(it.batch));
+        const int kv_head = int(it.kv_head), batch = int(it.batch);
+        if (carries_sink) {
+          // Keys [0, fold_rows) into rows [column, column + fold_rows) of the stage, the tile's own
+          // keys of the other rows around them: whole 8-row atoms of the 128-byte swizzle, so both
+          // boxes land in the layout of one 64-row box.
+          const int sink_row = int(fold.column), body_row = sink_row == 0 ? wp.fold_rows : 0;
+          const unsigned sink_at = unsigned(sink_row) * 128u, body_at = unsigned(body_row) * 128u;
+          for (int h = 0; h < halves; ++h) {
+            const unsigned half = h * half_tile_bytes;
+            tma_load(k_dst + half + sink_at, &wp.k_sink_map, bar(c, 2 + s), h * 64, 0, kv_head, batch);
+            tma_load(k_dst + half + body_at, &wp.k_body_map, bar(c, 2 + s), h * 64, key + body_row, kv_head, batch);
+            tma_load(v_dst + half + sink_at, &wp.v_sink_map, bar(c, 2 + s), h * 64, 0, kv_head, batch);
+            tma_load(v_dst + half + body_at, &wp.v_body_map, bar(c, 2 + s), h * 64, key + body_row, kv_head, batch);
+          }
+        } else {
+          for (int h = 0; h < halves; ++h) {
+            tma_load(k_dst + h * half_tile_bytes, &wp.k_map, bar(c, 2 + s), h * 64, key, kv_head, batch);
+            tma_load(v_dst + h * half_tile_bytes, &wp.v_map, bar(c, 2 + s), h * 64, key, kv_head, batch);
+          }
         }
         ++n;
       });
@@ -248,6 +285,17 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
     item.tile_end = from_lane0(item_copy[c].tile_end);
     item.split_slot = from_lane0(item_copy[c].split_slot);
     const index_t first_q_head = first_q_head_of(item);
+    // The tile that carries the sink keys (-1: none) and their bits there, in the quad's shift.
+    index_t fold_tile = -1;
+    std::uint64_t fold_bits = 0;
+    if constexpr (folds_sink) {
+      const int fold = from_lane0(item_fold[c]);
+      if (fold >= 0) {
+        fold_tile = fold >> 1;
+        const int column = (fold & 1) ? kv_tile - wp.fold_rows : 0;
+        fold_bits = (((std::uint64_t(1) << p.mask.sink_window().sink) - 1) << column) >> ((lane % 4) * 2);
+      }
+    }
 
     unsigned qf[Dim / 16][4];
     {
@@ -268,7 +316,7 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
     for (int h = 0; h < 2; ++h)
       row_position[h] = g.first_position(item.q_tile) + row_offset[h];
 
-    const int tile_count = item.tile_end - item.tile_begin;
+    const int tile_count = item.tile_end - item.tile_begin - (fold_tile >= 0 ? 1 : 0);
     // The landed stage of the next tile, its tile index and class.
     auto next_stage = [&](unsigned& stage, index_t& tile, bool& partial) {
       stage = n % ws_stages;
@@ -305,6 +353,9 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
       if constexpr (row_bits) {
         if (partial) {
           quad_visible_bits(p.mask, row_position, g.first_key(tile), g.seq_k, lane, seen_bits);
+          if constexpr (folds_sink) {
+            if (tile == fold_tile) seen_bits[0] |= fold_bits, seen_bits[1] |= fold_bits;
+          }
         } else if (keys < kv_tile) {
           const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
           seen_bits[0] = seen_bits[1] = key_bits >> ((lane % 4) * 2);
@@ -510,6 +561,13 @@ inline std::atomic<long>& ws_launches() {
 /// Whether the warp-specialised kernel is allowed (TRIMIX_CUDA_WS=0 turns it off, for measuring).
 inline bool ws_enabled() {
   static const bool answer = !switched_off("TRIMIX_CUDA_WS");
+  return answer;
+}
+
+/// Whether the kernel may carry band items' sink keys in another tile (TRIMIX_CUDA_SINK_FOLD=0
+/// turns it off, for measuring).
+inline bool sink_fold_enabled() {
+  static const bool answer = !switched_off("TRIMIX_CUDA_SINK_FOLD");
   return answer;
 }
 

@@ -77,6 +77,15 @@ struct KeySpan {
   index_t all_last = -1;
 };
 
+/// A causal sink + window band in numbers: row p sees keys [0, min(sink - 1, p)] and
+/// [p - window + 1, p]; rows p >= seq_k - last_rows see every key up to p (Triangle's last rows;
+/// Streaming has none). What Streaming and Triangle report through `sink_window()`.
+struct SinkWindow {
+  index_t sink = 0;
+  index_t window = 0;
+  index_t last_rows = 0;
+};
+
 template <class A, class B>
 struct Union;
 template <class A, class B>
@@ -249,6 +258,15 @@ struct has_visible_bits<P, std::enable_if_t<std::is_same_v<
                                decltype(std::declval<const P&>().visible_bits(index_t{}, index_t{}, index_t{})),
                                std::uint64_t>>> : std::true_type {};
 
+/// Optional: `SinkWindow sink_window() const` for policies whose rows form a causal sink + window
+/// band (Streaming, Triangle): the shape in numbers, for engines that place tiles by it (the CUDA
+/// engine carries a band row's sink keys inside another of its tiles, sink_fold in plan.hpp).
+template <class P, class = void>
+struct has_sink_window : std::false_type {};
+template <class P>
+struct has_sink_window<P, std::enable_if_t<std::is_same_v<decltype(std::declval<const P&>().sink_window()), SinkWindow>>>
+    : std::true_type {};
+
 template <class P, class = void>
 struct has_name : std::false_type {};
 template <class P>
@@ -402,6 +420,11 @@ TRIMIX_FUNCTION std::uint64_t sink_window_bits(index_t sink_last, index_t window
   const std::uint64_t sink_bits = interval_bits(KeySpan{0, min_index(sink_last, p)}, first_key, seq_k);
   if (window <= 0) return sink_bits;
   return sink_bits | interval_bits(KeySpan{p - (window - 1), p}, first_key, seq_k);
+}
+/// The same for a SinkWindow shape: a last row (p >= seq_k - last_rows) sees every key up to
+/// itself, so its "sink" interval is the whole causal row and covers the window too.
+TRIMIX_FUNCTION std::uint64_t sink_window_bits(const SinkWindow& shape, index_t p, index_t first_key, index_t seq_k) {
+  return sink_window_bits(p >= seq_k - shape.last_rows ? p : shape.sink - 1, shape.window, p, first_key, seq_k);
 }
 
 /// Keys j with lo <= p - j <= hi: the shape of Full, Causal and Window.
@@ -686,8 +709,9 @@ struct Streaming : ComposedPolicy<Streaming> {
   constexpr Streaming() = default;
   TRIMIX_FUNCTION constexpr Streaming(index_t sink_, index_t window_) : sink(sink_), window(window_) {}
   TRIMIX_FUNCTION auto composed() const { return Causal{} & (Sink{sink} | Window{window}); }
+  TRIMIX_FUNCTION SinkWindow sink_window() const { return SinkWindow{sink, window, 0}; }
   TRIMIX_FUNCTION std::uint64_t visible_bits(index_t p, index_t first_key, index_t seq_k) const {
-    return impl::sink_window_bits(sink - 1, window, p, first_key, seq_k);
+    return impl::sink_window_bits(sink_window(), p, first_key, seq_k);
   }
   const char* name() const { return "streaming"; }
 };
@@ -704,9 +728,9 @@ struct Triangle : ComposedPolicy<Triangle> {
   TRIMIX_FUNCTION auto composed() const {
     return Causal{} & (Sink{sink} | Window{window} | LastRows{last_rows});
   }
+  TRIMIX_FUNCTION SinkWindow sink_window() const { return SinkWindow{sink, window, last_rows}; }
   TRIMIX_FUNCTION std::uint64_t visible_bits(index_t p, index_t first_key, index_t seq_k) const {
-    // A last row sees every key up to itself: its "sink" interval then covers the window too.
-    return impl::sink_window_bits(p >= seq_k - last_rows ? p : sink - 1, window, p, first_key, seq_k);
+    return impl::sink_window_bits(sink_window(), p, first_key, seq_k);
   }
   const char* name() const { return "triangle"; }
 };

@@ -64,6 +64,43 @@ TRIMIX_FUNCTION std::int32_t run_entry(const ItemRuns& runs, std::int32_t ordina
   return -1;
 }
 
+/// Where a band item's sink keys can ride inside another of its kv-tiles. Rows of a SinkWindow
+/// policy whose windows all start past kv-tile 0 see, in tile 0, exactly the sink keys
+/// [0, sink). When `rows` (>= sink, < kv_tile) key columns of the item's diagonal tile (past its
+/// last position) or of its first window tile (before its first row's window) are seen by no
+/// row, an engine may load keys [0, rows) into those columns and skip tile 0: one tile step less
+/// per item (a band item of Triangle(8, 512, 128) visits the sink tile, 8 visible keys of 64,
+/// and 9 window tiles). Rows seeing such a tile get the sink keys' bits ORed into its columns.
+struct SinkFold {
+  index_t tile = -1;   ///< the kv-tile whose columns [column, column + rows) carry keys [0, rows); -1: none
+  index_t column = 0;  ///< 0 (the first window tile) or kv_tile - rows (the diagonal tile)
+};
+/// The fold for the rows at positions [first_position, last_position] (see SinkFold), or none.
+TRIMIX_FUNCTION SinkFold sink_fold(const SinkWindow& shape, index_t first_position, index_t last_position,
+                                   index_t kv_tile, index_t seq_k, index_t rows) {
+  if (shape.sink < 1 || rows < shape.sink || rows >= kv_tile || shape.window < 1 || first_position > last_position ||
+      last_position >= seq_k)
+    return SinkFold{};
+  // No last row among them (those see every key) ...
+  if (last_position >= seq_k - shape.last_rows) return SinkFold{};
+  // ... and every row's window starts past tile 0, so tile 0 holds only their sink keys.
+  const index_t window_first = first_position - (shape.window - 1);
+  if (window_first < kv_tile) return SinkFold{};
+  const index_t last_tile = last_position / kv_tile;
+  if (last_position - last_tile * kv_tile + 1 <= kv_tile - rows) return SinkFold{last_tile, kv_tile - rows};
+  const index_t first_tile = window_first / kv_tile;
+  if (window_first - first_tile * kv_tile >= rows) return SinkFold{first_tile, 0};
+  return SinkFold{};
+}
+/// Whether an item's runs start with kv-tile 0 and also visit `tile`: its sink fold into `tile`
+/// applies (a split item may hold only some of the q-tile's tiles).
+TRIMIX_FUNCTION bool runs_hold_sink_fold(const ItemRuns& runs, index_t tile) {
+  if (runs.count < 1 || runs.begin[0] != 0) return false;
+  for (int i = 0; i < max_item_runs; ++i)
+    if (i < runs.count && runs.begin[i] <= tile && tile < runs.end[i]) return true;
+  return false;
+}
+
 /// A q-tile (of one batch, kv-head and head block) whose tiles were split over `splits` items
 /// writing partial slots first_slot .. first_slot + splits - 1.
 struct SplitGroup {
