@@ -77,9 +77,9 @@ struct KeySpan {
   index_t all_last = -1;
 };
 
-/// A causal sink + window band in numbers: row p sees keys [0, min(sink - 1, p)] and
+/// A causal sink + window band in numbers: row p < seq_k sees keys [0, min(sink - 1, p)] and
 /// [p - window + 1, p]; rows p >= seq_k - last_rows see every key up to p (Triangle's last rows;
-/// Streaming has none). What Streaming and Triangle report through `sink_window()`.
+/// Streaming has none: 0). What Streaming and Triangle report through `sink_window()`.
 struct SinkWindow {
   index_t sink = 0;
   index_t window = 0;
@@ -421,11 +421,6 @@ TRIMIX_FUNCTION std::uint64_t sink_window_bits(index_t sink_last, index_t window
   if (window <= 0) return sink_bits;
   return sink_bits | interval_bits(KeySpan{p - (window - 1), p}, first_key, seq_k);
 }
-/// The same for a SinkWindow shape: a last row (p >= seq_k - last_rows) sees every key up to
-/// itself, so its "sink" interval is the whole causal row and covers the window too.
-TRIMIX_FUNCTION std::uint64_t sink_window_bits(const SinkWindow& shape, index_t p, index_t first_key, index_t seq_k) {
-  return sink_window_bits(p >= seq_k - shape.last_rows ? p : shape.sink - 1, shape.window, p, first_key, seq_k);
-}
 
 /// Keys j with lo <= p - j <= hi: the shape of Full, Causal and Window.
 TRIMIX_FUNCTION KeySpan band_span(index_t lo, index_t hi, index_t first, index_t last) {
@@ -711,7 +706,7 @@ struct Streaming : ComposedPolicy<Streaming> {
   TRIMIX_FUNCTION auto composed() const { return Causal{} & (Sink{sink} | Window{window}); }
   TRIMIX_FUNCTION SinkWindow sink_window() const { return SinkWindow{sink, window, 0}; }
   TRIMIX_FUNCTION std::uint64_t visible_bits(index_t p, index_t first_key, index_t seq_k) const {
-    return impl::sink_window_bits(sink_window(), p, first_key, seq_k);
+    return impl::sink_window_bits(sink - 1, window, p, first_key, seq_k);
   }
   const char* name() const { return "streaming"; }
 };
@@ -730,7 +725,8 @@ struct Triangle : ComposedPolicy<Triangle> {
   }
   TRIMIX_FUNCTION SinkWindow sink_window() const { return SinkWindow{sink, window, last_rows}; }
   TRIMIX_FUNCTION std::uint64_t visible_bits(index_t p, index_t first_key, index_t seq_k) const {
-    return impl::sink_window_bits(sink_window(), p, first_key, seq_k);
+    // A last row sees every key up to itself: its "sink" interval then covers the window too.
+    return impl::sink_window_bits(p >= seq_k - last_rows ? p : sink - 1, window, p, first_key, seq_k);
   }
   const char* name() const { return "triangle"; }
 };
