@@ -454,6 +454,34 @@ TEMPLATE_TEST_CASE("tile-engine band items with the sink keys in another tile", 
   }
 }
 
+#if defined(KOKKOS_ENABLE_CUDA) && defined(__CUDACC__)
+// The warp-specialised CUDA kernel on one and on three CTAs: each consumer then runs dozens of
+// items in a row (its tile loop goes on across them), among them items without tiles, split
+// items and band items that carry their sink keys in another tile.
+TEMPLATE_TEST_CASE("tile-engine: consumers that run many items in a row", "[attention][engine][sanitize]",
+                   trimix::bf16, trimix::fp16) {
+  struct GridLimit {
+    explicit GridLimit(int ctas) { trimix::impl::cuda_engine::ws_grid_limit() = ctas; }
+    ~GridLimit() { trimix::impl::cuda_engine::ws_grid_limit() = 0; }
+  };
+  std::mt19937_64 rng(31337);
+  const Shape shapes[] = {{1, 8, 2, 300, 330, 128}, {2, 4, 2, 280, 280, 64}};
+  for (const int ctas : {1, 3}) {
+    const GridLimit limit(ctas);
+    for (const Shape& s : shapes) {
+      const auto in = random_inputs<TestType>(s, rng, Layout::bhsd);
+      AttentionOptions split;
+      split.max_tiles_per_item = 2;
+      CAPTURE(ctas);
+      check_against_reference(in, trimix::Triangle{5, 77, 30}, split);
+      check_against_reference(in, trimix::Streaming{8, 100}, {});
+      check_against_reference(in, trimix::Causal{}, {});
+      check_against_reference(in, trimix::LastRows{20}, {});  // items without tiles among the others
+    }
+  }
+}
+#endif
+
 // Plans of engine shapes serve repeated calls with new data (the warp-specialised CUDA kernel
 // hands out items through two words of the plan, which every call must leave at zero), in both
 // layouts; on Hopper with sm_90a code that kernel, not its fallback, must be what runs.

@@ -942,7 +942,9 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ws_shared_bytes<Dim>),
           "cudaFuncSetAttribute");
     const index_t groups = (work.item_count() + ws_consumers<Dim> - 1) / ws_consumers<Dim>;
-    const unsigned grid = unsigned(std::min<index_t>(groups, index_t(sms)));
+    index_t grid_limit = index_t(sms);
+    if (ws_grid_limit() > 0) grid_limit = std::min<index_t>(grid_limit, ws_grid_limit());
+    const unsigned grid = unsigned(std::min<index_t>(groups, grid_limit));
     kernel<<<grid, ws_threads<Dim>, ws_shared_bytes<Dim>, exec.cuda_stream()>>>(wp);
     check(cudaGetLastError(), "kernel launch");
     ++ws_launches();

@@ -558,6 +558,13 @@ inline std::atomic<long>& ws_launches() {
   return count;
 }
 
+/// At most this many CTAs for the warp-specialised kernel, 0 for one per SM: tests set it to make
+/// each consumer run many items in a row (small problems otherwise give most consumers one).
+inline int& ws_grid_limit() {
+  static int limit = 0;
+  return limit;
+}
+
 /// Whether the warp-specialised kernel is allowed (TRIMIX_CUDA_WS=0 turns it off, for measuring).
 inline bool ws_enabled() {
   static const bool answer = !switched_off("TRIMIX_CUDA_WS");
