@@ -11,6 +11,10 @@
 ///    rows) with Q in registers, and overlaps S(i + 1) = Q K^T with the softmax of tile i while
 ///    P(i - 1) V(i - 1) runs on the tensor cores (wgmma.wait_group 1). The next item's Q and first
 ///    tiles load while the current one finishes, so an item's prologue does not wait for memory.
+/// Band items of SinkWindow policies (Triangle, Streaming) skip their sink tile: the producer loads
+/// the sink keys into columns of another of the item's tiles that none of its rows sees
+/// (sink_fold), and the consumer ORs their mask bits in there: 9 tile steps instead of 10 for a
+/// band item of Triangle(8, 512, 128) (TRIMIX_CUDA_SINK_FOLD=0 turns it off).
 /// The tile math (wgmma shapes, swizzled 128-byte layout, mask bits, online softmax, epilogue) is
 /// the one of attention_kernel in engine_cuda.hpp. Included by engine_cuda.hpp.
 
