@@ -437,7 +437,7 @@ TEMPLATE_TEST_CASE("tile-engine shapes match the reference", "[attention][engine
 }
 
 // Band items of Streaming and Triangle whose sink keys the warp-specialised CUDA kernel carries in
-// another of their tiles (sink_fold): sinks of 1, 5 and 16 keys (one or two 8-row swizzle atoms),
+// another of their tiles (sink_fold): sinks of 5 and 16 keys (one or two 8-row swizzle atoms),
 // carried at a tile's start and at its end, GQA groups packing 4, 2 and 1 heads (16, 32 and 64
 // positions an item), head dims 128 and 64, Sq < Sk; rows near the start and Triangle's last rows
 // (no fold) in the same calls.
@@ -447,7 +447,7 @@ TEMPLATE_TEST_CASE("tile-engine band items with the sink keys in another tile", 
   const Shape shapes[] = {{1, 8, 2, 300, 330, 128}, {1, 4, 2, 280, 280, 64}, {1, 2, 2, 333, 333, 128}};
   for (const Shape& s : shapes) {
     const auto in = random_inputs<TestType>(s, rng, Layout::bhsd);
-    for (const index_t sink : {1, 5, 16}) {
+    for (const index_t sink : {5, 16}) {  // 1 too passed on the H200; trimmed for CI time
       check_against_reference(in, trimix::Streaming{sink, 100}, {});
       check_against_reference(in, trimix::Triangle{sink, 77, 30}, {});
     }
