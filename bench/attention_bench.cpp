@@ -65,6 +65,7 @@ struct Options {
   bool structured = false;  ///< Q/K with sinks, verticals and a local band (fill_structured)
   bool trace = false;       ///< timeline of one more, untimed call (CallTrace)
   int queued = 1;           ///< calls per timed sample, fenced once (static masks): launch cost hidden
+  double warmup_ms = 0, rep_ms = 0;  ///< static masks: at least this long warming up / timing
   std::uint64_t seed = 2025;
 };
 
@@ -89,6 +90,10 @@ void print_usage(const char* program) {
       "  --inputs KIND    normal (unit normal Q/K/V) or structured (Q/K with sinks, vertical\n"
       "                   keys and a local band, as long-context attention has; for the\n"
       "                   dynamic masks)                                  [normal]\n"
+      "  --warmup-ms T    static masks: warm up for at least T ms as well   [0]\n"
+      "  --rep-ms T       static masks: time runs for at least T ms as well, the median of\n"
+      "                   all (a sustained load, as triton's do_bench; a GPU clocks lower\n"
+      "                   under it than in a burst of a few calls)       [0]\n"
       "  --queued N       each timed sample is N calls in a row and one fence, divided by N:\n"
       "                   the GPU time per call without the host's launch and fence (what the\n"
       "                   GPU peers' do_bench measures); 1 times each call alone [1]\n"
@@ -131,6 +136,8 @@ bool parse_options(int argc, char* argv[], Options& opt) {
     else if (arg == "--warmup") opt.warmup = int(parse_int(arg, value, 0));
     else if (arg == "--repeat") opt.repeat = int(parse_int(arg, value, 1));
     else if (arg == "--queued") opt.queued = int(parse_int(arg, value, 1));
+    else if (arg == "--warmup-ms") opt.warmup_ms = double(parse_int(arg, value, 0));
+    else if (arg == "--rep-ms") opt.rep_ms = double(parse_int(arg, value, 0));
     else if (arg == "--budget-s") opt.budget_s = double(parse_int(arg, value, 0));
     else if (arg == "--csv") opt.csv = value;
     else if (arg == "--seed") opt.seed = std::uint64_t(parse_int(arg, value, 0));
@@ -406,20 +413,25 @@ Result time_case(const Options& opt, const Exec& exec, const View4& q, const Vie
   r.visited_area = double(plan.work.visited_tiles) * double(plan.work.geometry.q_tile);
   r.pairs = trimix::count_visible_pairs(mask, seq, seq);
 
-  // Warm-up runs, then timed runs until --repeat or the budget. A run that alone takes more than
-  // half the budget is timed even as a warm-up and ends the case: at that length, first-touch
-  // effects are noise, and a second run would double the sweep.
+  // Warm-up runs, then timed runs until --repeat or the budget; with --warmup-ms / --rep-ms also
+  // until that much time has passed in each (a GPU under sustained load clocks lower than in a
+  // burst of a few calls: the peers' do_bench runs for a set time, and so must we to compare). A
+  // run that alone takes more than half the budget is timed even as a warm-up and ends the case:
+  // at that length, first-touch effects are noise, and a second run would double the sweep.
   std::vector<double> times;
-  double timed_s = 0;
-  for (int i = 0; i < opt.warmup + opt.repeat; ++i) {
+  double timed_s = 0, warm_s = 0;
+  for (int i = 0;; ++i) {
+    const bool warming = i < opt.warmup || warm_s * 1e3 < opt.warmup_ms;
+    if (!warming && int(times.size()) >= opt.repeat && timed_s * 1e3 >= opt.rep_ms) break;
     t0 = std::chrono::steady_clock::now();
     for (int call = 0; call < opt.queued; ++call) trimix::attention(exec, plan, q, k, v, o);
     exec.fence();  // kernels are asynchronous
     const double seconds = seconds_since(t0) / opt.queued;
     const bool long_run = seconds > opt.budget_s / 2;
-    if (i >= opt.warmup || long_run) {
+    if (warming && !long_run) warm_s += seconds * opt.queued;
+    if (!warming || long_run) {
       times.push_back(seconds);
-      timed_s += seconds;
+      timed_s += seconds * opt.queued;
       ++r.runs;
     }
     if (long_run || timed_s > opt.budget_s) break;
@@ -696,10 +708,10 @@ int main(int argc, char* argv[]) {
   std::printf("attention_bench: %s, commit %s, Kokkos %s with %d threads\n", ctx.device.c_str(),
               ctx.commit.c_str(), ctx.backend.c_str(), ctx.threads);
   std::printf("batch %lld, q heads %lld, kv heads %lld, head dim %lld; triangle(%lld,%lld,%lld), "
-              "streaming(%lld,%lld); warmup %d, best of %d (budget %.0f s per case), %d call(s) per fence\n",
+              "streaming(%lld,%lld); warmup %d (%.0f ms), best of %d (%.0f ms; budget %.0f s per case), %d call(s) per fence\n",
               (long long)opt.batch, (long long)opt.q_heads, (long long)opt.kv_heads, (long long)opt.head_dim,
               (long long)opt.sink, (long long)opt.window, (long long)opt.last_rows, (long long)opt.sink,
-              (long long)opt.window, opt.warmup, opt.repeat, opt.budget_s, opt.queued);
+              (long long)opt.window, opt.warmup, opt.warmup_ms, opt.repeat, opt.rep_ms, opt.budget_s, opt.queued);
   std::fflush(stdout);
 
   std::ofstream csv;

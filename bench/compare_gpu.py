@@ -60,7 +60,9 @@ def main():
     ap.add_argument("--last-rows", type=int, default=128)
     ap.add_argument("--warmup-ms", type=int, default=100)
     ap.add_argument("--rep-ms", type=int, default=500)
-    ap.add_argument("--repeat", type=int, default=10, help="timed trimix runs (median)")
+    ap.add_argument("--repeat", type=int, default=10,
+                    help="timed trimix runs (median), at least; trimix also warms up and times for "
+                         "--warmup-ms / --rep-ms, as do_bench does for the peers (sustained clocks)")
     ap.add_argument("--commit", default=os.environ.get("TRIMIX_COMMIT", "unknown"))
     ap.add_argument("--skip-peers", default="", help="comma list of peers to skip (flash,cudnn,flex)")
     args = ap.parse_args()
@@ -140,7 +142,8 @@ def main():
         cmd = [args.bench, "--seq", str(n), "--masks", "causal,triangle", "--dtypes", "bf16",
                "--q-heads", str(hq), "--kv-heads", str(hkv), "--head-dim", str(d),
                "--sink", str(args.sink), "--window", str(args.window), "--last-rows", str(args.last_rows),
-               "--repeat", str(args.repeat), "--io-dir", io, "--csv", csv_path]
+               "--repeat", str(args.repeat), "--warmup-ms", str(args.warmup_ms), "--rep-ms", str(args.rep_ms),
+               "--io-dir", io, "--csv", csv_path]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
