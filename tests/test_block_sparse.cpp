@@ -234,6 +234,7 @@ TEST_CASE("plans of per-head masks carry no runs: every item asks the policy", "
   REQUIRE(plan.item_count() > 0);
   REQUIRE(index_t(runs.extent(0)) == plan.item_count());
   for (std::size_t i = 0; i < runs.extent(0); ++i) REQUIRE(runs(i).count == -1);
+  CHECK_FALSE(plan.runs_complete);
 }
 
 TEST_CASE("plans of per-head masks: every q-tile's tiles once, longest class first, splits merged", "[block_sparse][plan]") {

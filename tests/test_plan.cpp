@@ -75,6 +75,7 @@ void check_runs(const Mask& mask, index_t seq_q, index_t seq_k, index_t cap) {
   auto items = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), plan.items);
   auto runs = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), plan.runs);
   REQUIRE(runs.extent(0) == items.extent(0));
+  CHECK(plan.runs_complete);  // the warp-specialised CUDA kernel takes only such plans
   for (std::size_t i = 0; i < items.extent(0); ++i) {
     const trimix::WorkItem& w = items(i);
     REQUIRE(runs(i).count >= 1);  // these masks take at most a few runs per q-tile

@@ -912,7 +912,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
                                       const Params& params, std::uint32_t* item_counter) {
     using namespace cuda_engine;
     using Mask = decltype(params.mask);
-    if (!ws_enabled() || !uses_wgmma() || work.item_count() == 0) return false;
+    if (!ws_enabled() || !uses_wgmma() || work.item_count() == 0 || !work.runs_complete) return false;
     // Its softmax takes the row maximum of the unscaled scores (scale > 0: every default).
     if (!(params.scale_log2 > 0.0f)) return false;
     static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);

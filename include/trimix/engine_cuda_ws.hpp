@@ -39,11 +39,25 @@ template <int Dim>
 constexpr unsigned ws_consumer_bytes = ws_q_bytes<Dim> + ws_stages * ws_kv_bytes<Dim>;
 template <int Dim>
 constexpr int ws_shared_bytes = int(ws_consumers<Dim> * ws_consumer_bytes<Dim>) + 1024;
+/// An item the producer took ahead, while the item before it still had tiles to issue: its plan
+/// index (item_count or more: none left), work item, runs and sink fold (tile * 2 + carried at the
+/// tile's end, -1: none). Kept in shared memory, not in the producer's 56 registers: at the item
+/// boundary the producer then issues the next Q and first K / V tile without a round trip to
+/// global memory (a clock64 timeline had the first K / V tile of a band item issued ~3000 cycles
+/// after its stage was free, behind the counter's atomic, two dependent loads and spilled state).
+struct WsTakenItem {
+  WorkItem item;
+  ItemRuns runs;
+  std::int32_t index;
+  std::int32_t fold;
+};
 /// The kernel's static shared memory: per consumer its mbarriers, stage entries, item slot, work
-/// item and sink fold (the launch checks it with the dynamic part against the opt-in limit).
+/// item and sink fold, and the producer's two taken items (the launch checks it with the dynamic
+/// part against the opt-in limit).
 template <int Dim>
 constexpr int ws_static_bytes =
-    ws_consumers<Dim> * int(sizeof(std::uint64_t) * (2 + 2 * ws_stages) + sizeof(int) * (ws_stages + 2) + sizeof(WorkItem));
+    ws_consumers<Dim> * int(sizeof(std::uint64_t) * (2 + 2 * ws_stages) + sizeof(int) * (ws_stages + 2) +
+                            sizeof(WorkItem) + 2 * sizeof(WsTakenItem));
 /// Registers per thread (setmaxnreg) of the producer and of each consumer: the 64K of the SM.
 constexpr int ws_producer_registers = 56;
 template <int Dim>
@@ -141,7 +155,10 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
   __shared__ WorkItem item_copy[consumers];
   // The item's sink fold: tile * 2 + (carried at the tile's end), -1 for none.
   __shared__ int item_fold[consumers];
-  static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(item_slot) + sizeof(item_copy) + sizeof(item_fold) ==
+  // The producer's current and next item (WsTakenItem), alternating.
+  __shared__ WsTakenItem taken[consumers][2];
+  static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(item_slot) + sizeof(item_copy) + sizeof(item_fold) +
+                        sizeof(taken) ==
                     ws_static_bytes<Dim>,
                 "ws_static_bytes counts these arrays");
   // Band policies (Streaming, Triangle) carry a band item's sink keys in another of its tiles.
@@ -172,11 +189,31 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
     if (warp >= consumers || lane != 0) return;
     const int c = warp;
     const unsigned q_dst = smem_address(tiles + c * consumer_bytes);
+    // Takes the next item in plan order (longest first; whichever consumer asks next) into `slot`,
+    // with its runs and sink fold.
+    auto take = [&](WsTakenItem& slot) {
+      const index_t idx = index_t(atomicAdd(wp.counter, 1u));
+      slot.index = idx < p.item_count ? std::int32_t(idx) : std::int32_t(p.item_count);
+      if (idx >= p.item_count) return;
+      const WorkItem it = p.items[idx];
+      slot.item = it;
+      slot.runs = p.runs[idx];
+      SinkFold fold;
+      if constexpr (folds_sink) {
+        if (wp.fold_rows > 0) {
+          fold = sink_fold(p.mask.sink_window(), g.first_position(it.q_tile), g.last_position(it.q_tile), kv_tile,
+                           g.seq_k, wp.fold_rows);
+          if (fold.tile >= 0 && !runs_hold_sink_fold(slot.runs, fold.tile)) fold.tile = -1;
+        }
+      }
+      slot.fold = fold.tile < 0 ? -1 : std::int32_t(fold.tile * 2 + (fold.column != 0 ? 1 : 0));
+    };
+    take(taken[c][0]);
     unsigned n = 0;  // tiles issued so far: stage n % ws_stages, its use n / ws_stages
     for (index_t k = 0;; ++k) {
       if (k > 0) mbar_wait(bar(c, 1), unsigned(k - 1) & 1u);  // the consumer holds the last Q in registers
-      // Items in plan order (longest first) to whichever consumer asks next.
-      const index_t idx = index_t(atomicAdd(wp.counter, 1u));
+      const WsTakenItem& cur = taken[c][k & 1];
+      const index_t idx = cur.index;
       if (idx >= p.item_count) {
         item_slot[c] = -1;
         mbar_arrive(bar(c, 0));
@@ -188,54 +225,59 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
         }
         break;
       }
-      const WorkItem it = p.items[idx];
-      SinkFold fold;
-      if constexpr (folds_sink) {
-        if (wp.fold_rows > 0) {
-          fold = sink_fold(p.mask.sink_window(), g.first_position(it.q_tile), g.last_position(it.q_tile), kv_tile,
-                           g.seq_k, wp.fold_rows);
-          if (fold.tile >= 0 && !runs_hold_sink_fold(p.runs[idx], fold.tile)) fold.tile = -1;
-        }
-      }
+      const WorkItem it = cur.item;
+      const int fold = cur.fold;
+      const index_t fold_tile = fold < 0 ? -1 : fold >> 1;
       item_slot[c] = int(idx);
       item_copy[c] = it;
-      item_fold[c] = fold.tile < 0 ? -1 : int(fold.tile) * 2 + int(fold.column != 0);
+      item_fold[c] = fold;
       mbar_expect_tx(bar(c, 0), q_bytes);
       const int first_q_head = int(first_q_head_of(it)), first_row = int(index_t(it.q_tile) * q_rows);
       for (int h = 0; h < halves; ++h)
         tma_load(q_dst + h * half_tile_bytes, &wp.q_map, bar(c, 0), h * 64, first_row, first_q_head, int(it.batch));
-      const auto item_mask = bind_head(p.mask, it.batch, first_q_head, pr.q_heads);
-      for_each_item_tile(item_mask, g, it, p.runs[idx], [&](index_t tile, bool partial) {
-        if (tile == 0 && fold.tile >= 0) return;  // its keys ride in fold.tile
-        const unsigned s = n % ws_stages, use = n / ws_stages;
-        if (use > 0) mbar_wait(bar(c, 2 + ws_stages + s), (use - 1) & 1u);
-        const bool carries_sink = tile == fold.tile;
-        stage_entry[c][s] = int(tile) * 2 + int(partial || carries_sink);
-        mbar_expect_tx(bar(c, 2 + s), kv_bytes);
-        const unsigned k_dst = q_dst + q_bytes + s * kv_bytes, v_dst = k_dst + kv_bytes / 2;
-        const int key = int(g.first_key(tile));
-        const int kv_head = int(it.kv_head), batch = int(it.batch);
-        if (carries_sink) {
-          // Keys [0, fold_rows) into rows [column, column + fold_rows) of the stage, the tile's own
-          // keys of the other rows around them: whole 8-row atoms of the 128-byte swizzle, so both
-          // boxes land in the layout of one 64-row box.
-          const int sink_row = int(fold.column), body_row = sink_row == 0 ? wp.fold_rows : 0;
-          const unsigned sink_at = unsigned(sink_row) * 128u, body_at = unsigned(body_row) * 128u;
-          for (int h = 0; h < halves; ++h) {
-            const unsigned half = h * half_tile_bytes;
-            tma_load(k_dst + half + sink_at, &wp.k_sink_map, bar(c, 2 + s), h * 64, 0, kv_head, batch);
-            tma_load(k_dst + half + body_at, &wp.k_body_map, bar(c, 2 + s), h * 64, key + body_row, kv_head, batch);
-            tma_load(v_dst + half + sink_at, &wp.v_sink_map, bar(c, 2 + s), h * 64, 0, kv_head, batch);
-            tma_load(v_dst + half + body_at, &wp.v_body_map, bar(c, 2 + s), h * 64, key + body_row, kv_head, batch);
+      // The next item is taken once this one's first ws_stages tiles are issued: the ring is full
+      // then, and the producer would wait for a stage anyway.
+      int issued = 0;
+      // The item's tiles from its runs (the launch requires them: Plan::runs_complete), read from
+      // shared memory.
+      const int run_count = cur.runs.count;
+      for (int r = 0; r < run_count; ++r) {
+        const bool partial = ((cur.runs.partial >> r) & 1u) != 0;
+        const index_t run_end = cur.runs.end[r];
+        for (index_t tile = cur.runs.begin[r]; tile < run_end; ++tile) {
+          if (tile == 0 && fold_tile >= 0) continue;  // its keys ride in fold_tile
+          const unsigned s = n % ws_stages, use = n / ws_stages;
+          if (use > 0) mbar_wait(bar(c, 2 + ws_stages + s), (use - 1) & 1u);
+          const bool carries_sink = tile == fold_tile;
+          stage_entry[c][s] = int(tile) * 2 + int(partial || carries_sink);
+          mbar_expect_tx(bar(c, 2 + s), kv_bytes);
+          const unsigned k_dst = q_dst + q_bytes + s * kv_bytes, v_dst = k_dst + kv_bytes / 2;
+          const int key = int(g.first_key(tile));
+          const int kv_head = int(it.kv_head), batch = int(it.batch);
+          if (carries_sink) {
+            // Keys [0, fold_rows) into rows [column, column + fold_rows) of the stage, the tile's own
+            // keys of the other rows around them: whole 8-row atoms of the 128-byte swizzle, so both
+            // boxes land in the layout of one 64-row box.
+            const int sink_row = (fold & 1) ? kv_tile - wp.fold_rows : 0, body_row = sink_row == 0 ? wp.fold_rows : 0;
+            const unsigned sink_at = unsigned(sink_row) * 128u, body_at = unsigned(body_row) * 128u;
+            for (int h = 0; h < halves; ++h) {
+              const unsigned half = h * half_tile_bytes;
+              tma_load(k_dst + half + sink_at, &wp.k_sink_map, bar(c, 2 + s), h * 64, 0, kv_head, batch);
+              tma_load(k_dst + half + body_at, &wp.k_body_map, bar(c, 2 + s), h * 64, key + body_row, kv_head, batch);
+              tma_load(v_dst + half + sink_at, &wp.v_sink_map, bar(c, 2 + s), h * 64, 0, kv_head, batch);
+              tma_load(v_dst + half + body_at, &wp.v_body_map, bar(c, 2 + s), h * 64, key + body_row, kv_head, batch);
+            }
+          } else {
+            for (int h = 0; h < halves; ++h) {
+              tma_load(k_dst + h * half_tile_bytes, &wp.k_map, bar(c, 2 + s), h * 64, key, kv_head, batch);
+              tma_load(v_dst + h * half_tile_bytes, &wp.v_map, bar(c, 2 + s), h * 64, key, kv_head, batch);
+            }
           }
-        } else {
-          for (int h = 0; h < halves; ++h) {
-            tma_load(k_dst + h * half_tile_bytes, &wp.k_map, bar(c, 2 + s), h * 64, key, kv_head, batch);
-            tma_load(v_dst + h * half_tile_bytes, &wp.v_map, bar(c, 2 + s), h * 64, key, kv_head, batch);
-          }
+          ++n;
+          if (++issued == ws_stages) take(taken[c][(k + 1) & 1]);
         }
-        ++n;
-      });
+      }
+      if (issued < ws_stages) take(taken[c][(k + 1) & 1]);
     }
     return;
   }

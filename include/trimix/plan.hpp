@@ -119,6 +119,7 @@ struct Plan {
   index_t longest_q_tile = 0;       ///< most kv-tiles visited by one q-tile
   index_t max_tiles_per_item = 0;   ///< the split length in effect
   index_t split_slots = 0;          ///< partial results the combine pass merges
+  bool runs_complete = false;       ///< every item has its runs (count >= 0): no engine walks the policy
   Kokkos::View<WorkItem*, MemorySpace> items;
   Kokkos::View<ItemRuns*, MemorySpace> runs;  ///< per item, in the same order
   Kokkos::View<SplitGroup*, MemorySpace> groups;
@@ -427,13 +428,16 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
     auto runs = Kokkos::View<ItemRuns*, Kokkos::HostSpace>("trimix::plan::runs", items.extent(0));
     auto groups = Kokkos::View<SplitGroup*, Kokkos::HostSpace>("trimix::plan::groups", std::size_t(units * split_groups));
     std::size_t n_items = 0, n_groups = 0;
+    bool runs_complete = true;
     for (std::size_t run = 0; run < chunks.size();) {  // runs of one length class
       std::size_t run_end = run + 1;
       while (run_end < chunks.size() && chunks[run_end].length_class == chunks[run].length_class) ++run_end;
       // Runs are the same for every unit of a chunk.
       std::vector<ItemRuns> chunk_runs(run_end - run);
-      for (std::size_t c = 0; c < chunk_runs.size(); ++c)
+      for (std::size_t c = 0; c < chunk_runs.size(); ++c) {
         chunk_runs[c] = impl::item_runs(mask, g, chunks[run + c].q_tile, chunks[run + c].begin, chunks[run + c].end);
+        if (chunk_runs[c].count < 0) runs_complete = false;
+      }
       for (index_t unit = 0; unit < units; ++unit)
         for (std::size_t c = run; c < run_end; ++c) {
           const Chunk& ch = chunks[c];
@@ -459,6 +463,7 @@ Plan<typename ExecSpace::memory_space> make_plan(const ExecSpace& exec, const im
     Kokkos::deep_copy(exec, plan.items, items);
     Kokkos::deep_copy(exec, plan.runs, runs);
     Kokkos::deep_copy(exec, plan.groups, groups);
+    plan.runs_complete = runs_complete;
     exec.fence();  // the host staging views die here
   }
   return plan;
