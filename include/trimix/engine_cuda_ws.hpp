@@ -3,8 +3,9 @@
 /// Warp-specialised kernel of the CUDA engine (sm_90a, head dims 64 and 128, position-only masks):
 /// FlashAttention-3's shape on the shared plan. One persistent CTA per SM of a producer warpgroup
 /// and ws_consumers<Dim> consumer warpgroups (two at head dim 128, three at 64):
-///  - warpgroup 0 is the producer: one thread per consumer takes the consumer's next item from a
-///    global counter (plan order, longest first), walks its runs and issues the bulk tensor copies
+///  - warpgroup 0 is the producer: one thread per consumer takes the consumer's items from a
+///    global counter (plan order, longest first), each one ahead into shared memory while the
+///    item before still issues (WsTakenItem), walks its runs and issues the bulk tensor copies
 ///    (TMA) of its Q tile and of its K / V tiles into a ring of `ws_stages` buffers, each with a
 ///    full / empty mbarrier pair; it keeps 56 registers (setmaxnreg), so that
 ///  - the consumers get the rest (224 at head dim 128, 152 at 64): each runs its own items (64
