@@ -49,8 +49,8 @@ constexpr int ws_shared_bytes = int(ws_consumers<Dim> * ws_consumer_bytes<Dim>) 
 struct WsTakenItem {
   WorkItem item;
   ItemRuns runs;
-  std::int32_t index;
-  std::int32_t fold;
+  std::int32_t index = 0;
+  std::int32_t fold = -1;  // every member initialised: a constexpr constructor, as a __shared__ array needs
 };
 /// The kernel's static shared memory: per consumer its mbarriers, stage entries, item slot, work
 /// item and sink fold, and the producer's two taken items (the launch checks it with the dynamic
