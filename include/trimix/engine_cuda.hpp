@@ -921,6 +921,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     const Problem& pr = params.problem;
     const TileGeometry& g = params.geometry;
     WsParams<T, Mask> wp{CUtensorMap{}, CUtensorMap{}, CUtensorMap{}, params, item_counter};
+    if (!lazy_rescale_enabled()) wp.rescale_slack = 0.0f;
     if (!encode_tensor_map(wp.q_map, kind, params.q, pr.q, pr.batch, pr.q_heads, pr.seq_q, pr.head_dim,
                            unsigned(g.q_tile), unsigned(params.heads_per_item)) ||
         !encode_tensor_map(wp.k_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u) ||

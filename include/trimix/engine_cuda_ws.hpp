@@ -17,7 +17,8 @@
 /// (sink_fold), and the consumer ORs their mask bits in there: 9 tile steps instead of 10 for a
 /// band item of Triangle(8, 512, 128) (TRIMIX_CUDA_SINK_FOLD=0 turns it off).
 /// The tile math (wgmma shapes, swizzled 128-byte layout, mask bits, online softmax, epilogue) is
-/// the one of attention_kernel in engine_cuda.hpp. Included by engine_cuda.hpp.
+/// the one of attention_kernel in engine_cuda.hpp, except that the running max moves lazily
+/// (ws_rescale_slack). Included by engine_cuda.hpp.
 
 #include <cuda.h>
 #include <cudaTypedefs.h>
@@ -52,13 +53,28 @@ struct WsTakenItem {
   std::int32_t index = 0;
   std::int32_t fold = -1;  // every member initialised: a constexpr constructor, as a __shared__ array needs
 };
-/// The kernel's static shared memory: per consumer its mbarriers, stage entries, item slot, work
-/// item and sink fold, and the producer's two taken items (the launch checks it with the dynamic
-/// part against the opt-in limit).
+/// What the producer hands a consumer with each Q tile: the item's plan index (-1: no more), sink
+/// fold (as WsTakenItem's), the work item's fields the consumer uses, and its tile steps. 32
+/// bytes, which lane 0 reads in two 16-byte loads: eight dependent 4-byte load + shuffle pairs
+/// were most of an item's head (~700 cycles for a triangle band item, clock64 timeline).
+struct alignas(16) WsHandoff {
+  std::int32_t slot = -1, fold = -1, batch = 0, kv_head = 0;
+  std::int32_t head_block = 0, q_tile = 0, tile_count = 0, split_slot = -1;
+};
+/// The kernel's static shared memory: per consumer its mbarriers, stage entries and handoff, and
+/// the producer's two taken items (the launch checks it with the dynamic part against the opt-in
+/// limit).
 template <int Dim>
 constexpr int ws_static_bytes =
-    ws_consumers<Dim> * int(sizeof(std::uint64_t) * (2 + 2 * ws_stages) + sizeof(int) * (ws_stages + 2) +
-                            sizeof(WorkItem) + 2 * sizeof(WsTakenItem));
+    ws_consumers<Dim> * int(sizeof(std::uint64_t) * (2 + 2 * ws_stages) + sizeof(int) * ws_stages +
+                            sizeof(WsHandoff) + 2 * sizeof(WsTakenItem));
+/// How far (log2 units) a tile's row max may exceed the running max before the running max moves
+/// and the accumulators are rescaled (FlashAttention-4's conditional rescale). Exact: o = acc / l
+/// and lse = max + log2 l take the same reference max whichever it is; probabilities stay below
+/// 2^8 = 256, in range for bf16 / fp16 P and fp32 sums. A band item's maximum still rose in most
+/// of its 9 tiles, so nearly every step multiplied its 64 accumulators (ncu: 6% of triangle's
+/// samples).
+constexpr float ws_rescale_slack = 8.0f;
 /// Registers per thread (setmaxnreg) of the producer and of each consumer: the 64K of the SM.
 constexpr int ws_producer_registers = 56;
 template <int Dim>
@@ -73,6 +89,8 @@ struct WsParams {
   /// swizzle atoms, 0 where the kernel does not fold; boxes of fold_rows keys and of the
   /// 64 - fold_rows keys of a tile beside them.
   int fold_rows = 0;
+  /// ws_rescale_slack, or 0 (TRIMIX_CUDA_LAZY_RESCALE=0: every rise of a row max rescales).
+  float rescale_slack = ws_rescale_slack;
   CUtensorMap k_sink_map, v_sink_map, k_body_map, v_body_map;
 };
 
@@ -150,17 +168,12 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
   // stage's copies: the consumers never walk the runs themselves (a call inside their tile loop
   // spilled every live register).
   __shared__ int stage_entry[consumers][ws_stages];
-  __shared__ int item_slot[consumers];  // the item whose Q is in flight, -1: no more
-  // That item, as the producer read it: the consumer's copy from global memory was a dependent
-  // load at the head of every item (ncu: long-scoreboard stalls there).
-  __shared__ WorkItem item_copy[consumers];
-  // The item's sink fold: tile * 2 + (carried at the tile's end), -1 for none.
-  __shared__ int item_fold[consumers];
+  // The item whose Q is in flight, as the producer read it (a consumer's own read of the work
+  // item from global memory was a dependent load at the head of every item, ncu).
+  __shared__ WsHandoff handoff[consumers];
   // The producer's current and next item (WsTakenItem), alternating.
   __shared__ WsTakenItem taken[consumers][2];
-  static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(item_slot) + sizeof(item_copy) + sizeof(item_fold) +
-                        sizeof(taken) ==
-                    ws_static_bytes<Dim>,
+  static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(handoff) + sizeof(taken) == ws_static_bytes<Dim>,
                 "ws_static_bytes counts these arrays");
   // Band policies (Streaming, Triangle) carry a band item's sink keys in another of its tiles.
   constexpr bool folds_sink = has_sink_window<Mask>::value && has_visible_bits<Mask>::value;
@@ -216,7 +229,7 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
       const WsTakenItem& cur = taken[c][k & 1];
       const index_t idx = cur.index;
       if (idx >= p.item_count) {
-        item_slot[c] = -1;
+        handoff[c].slot = -1;
         mbar_arrive(bar(c, 0));
         // The last producer to run out leaves both counters zero for the next launch.
         __threadfence();
@@ -229,9 +242,17 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
       const WorkItem it = cur.item;
       const int fold = cur.fold;
       const index_t fold_tile = fold < 0 ? -1 : fold >> 1;
-      item_slot[c] = int(idx);
-      item_copy[c] = it;
-      item_fold[c] = fold;
+      {
+        WsHandoff& to = handoff[c];
+        to.slot = int(idx);
+        to.fold = fold;
+        to.batch = it.batch;
+        to.kv_head = it.kv_head;
+        to.head_block = it.head_block;
+        to.q_tile = it.q_tile;
+        to.tile_count = it.tile_end - it.tile_begin - (fold_tile >= 0 ? 1 : 0);
+        to.split_slot = it.split_slot;
+      }
       mbar_expect_tx(bar(c, 0), q_bytes);
       const int first_q_head = int(first_q_head_of(it)), first_row = int(index_t(it.q_tile) * q_rows);
       for (int h = 0; h < halves; ++h)
@@ -319,24 +340,35 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
   unsigned n = 0;  // tiles consumed so far
   for (index_t k = 0;; ++k) {
     mbar_wait(bar(c, 0), unsigned(k) & 1u);
-    // Q, which the TMA wrote, is read by all lanes; __syncwarp orders those reads before lane 0's
-    // arrive.
-    const int slot = from_lane0(item_slot[c]);
+    // The handoff: two 16-byte loads by lane 0 (volatile: kept inside the branch, see from_lane0),
+    // eight independent shuffles.
+    int hand[8] = {};
+    if (lane == 0) {
+      const unsigned at = smem_address(&handoff[c]);
+      asm volatile("ld.volatile.shared.v4.s32 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(hand[0]), "=r"(hand[1]), "=r"(hand[2]), "=r"(hand[3])
+                   : "r"(at));
+      asm volatile("ld.volatile.shared.v4.s32 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(hand[4]), "=r"(hand[5]), "=r"(hand[6]), "=r"(hand[7])
+                   : "r"(at + 16));
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) hand[i] = __shfl_sync(0xffffffffu, hand[i], 0);
+    const int slot = hand[0];
     if (slot < 0) break;
-    WorkItem item;
-    item.batch = from_lane0(item_copy[c].batch);
-    item.kv_head = from_lane0(item_copy[c].kv_head);
-    item.head_block = from_lane0(item_copy[c].head_block);
-    item.q_tile = from_lane0(item_copy[c].q_tile);
-    item.tile_begin = from_lane0(item_copy[c].tile_begin);
-    item.tile_end = from_lane0(item_copy[c].tile_end);
-    item.split_slot = from_lane0(item_copy[c].split_slot);
+    WorkItem item;  // the fields the consumer uses (tile_begin / tile_end: tile_count below)
+    item.batch = hand[2];
+    item.kv_head = hand[3];
+    item.head_block = hand[4];
+    item.q_tile = hand[5];
+    item.split_slot = hand[7];
+    const int tile_count = hand[6];
     const index_t first_q_head = first_q_head_of(item);
     // The tile that carries the sink keys (-1: none) and their bits there, in the quad's shift.
     index_t fold_tile = -1;
     std::uint64_t fold_bits = 0;
     if constexpr (folds_sink) {
-      const int fold = from_lane0(item_fold[c]);
+      const int fold = hand[1];
       if (fold >= 0) {
         fold_tile = fold >> 1;
         const int column = (fold & 1) ? kv_tile - wp.fold_rows : 0;
@@ -344,6 +376,8 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
       }
     }
 
+    // Q, which the TMA wrote, is read by all lanes; __syncwarp orders those reads before lane 0's
+    // arrive.
     unsigned qf[Dim / 16][4];
     {
       const int mat = lane / 8, r = lane % 8;
@@ -363,7 +397,6 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
     for (int h = 0; h < 2; ++h)
       row_position[h] = g.first_position(item.q_tile) + row_offset[h];
 
-    const int tile_count = item.tile_end - item.tile_begin - (fold_tile >= 0 ? 1 : 0);
     // The landed stage of the next tile, its tile index and class.
     auto next_stage = [&](unsigned& stage, index_t& tile, bool& partial) {
       stage = n % ws_stages;
@@ -431,7 +464,7 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
             if (!seen) s[nt][e] = minus_inf;
           }
       }
-      const float scale = p.scale_log2;
+      const float scale = p.scale_log2, slack = wp.rescale_slack;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         float mx0 = minus_inf, mx1 = minus_inf;
@@ -440,7 +473,11 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
         float mx = fmaxf(mx0, mx1);
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(row_max[h], mx * scale);
+        // Lazy rescale: the running max moves only when the tile's exceeds it by more than
+        // ws_rescale_slack; else the probabilities of this tile stay below 2^slack against the
+        // old max, and alpha is exactly 1 (the warp then skips the accumulators' multiplies).
+        const float m_tile = mx * scale;
+        const float m_new = m_tile > row_max[h] + slack ? m_tile : row_max[h];
         const float shift = m_new == minus_inf ? 0.0f : m_new;
         alpha[h] = m_new == row_max[h] ? 1.0f : fast_exp2(row_max[h] - m_new);
         float sum0 = 0.0f, sum1 = 0.0f;
@@ -469,6 +506,19 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
       if (lane == 0) mbar_arrive(bar(c, 2 + ws_stages + stage));
     };
 
+    // Each row's 1 / l and lse once its sums are final: the quad's shuffles, a reciprocal (MUFU.RCP:
+    // no IEEE division's slow path) and a log, ~300 cycles of latency off the epilogue.
+    float row_inv[2], row_lse[2];
+    auto finish_rows = [&] {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float l = row_sum[h];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        row_inv[h] = l > 0.0f ? __fdividef(1.0f, l) : 0.0f;
+        row_lse[h] = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
+      }
+    };
     if (tile_count > 0) {
       // First tile: S, softmax, P kept for the next step.
       index_t tile;
@@ -497,6 +547,10 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
         wgmma::fence_operands(s);
         softmax(s, seen_bits, tile, partial, keys, alpha);
+        // ptxas schedules this wait and the release above the softmax, which then runs after P V
+        // rather than under it. Forcing the order (the wait in both arms of the rescale branch,
+        // branch exp/pv-wait-below-softmax) measured no faster: the other consumer's wgmmas keep
+        // the tensor pipe busy meanwhile (bench/NOTES.md, eighteenth session).
         wgmma::wait_all();
         wgmma::fence_operands(acc);
         release(prev_stage);
@@ -515,9 +569,12 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
         prev_stage = stage;
       }
       issue_pv(a, prev_stage);
+      finish_rows();  // under the last P V: the sums are final
       wgmma::wait_all();
       wgmma::fence_operands(acc);
       release(prev_stage);
+    } else {
+      finish_rows();
     }
 
     // Finish: o = acc / l, lse; or the partial slot of a split item. The same lines as the end of
@@ -529,15 +586,11 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
     const index_t valid_rows = g.q_rows(item.q_tile);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      float l = row_sum[h];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
       const int r = warp * 16 + row_in_warp + h * 8;
       const index_t i = row_offset[h];
       const bool row_valid = i < valid_rows;  // the same for the four lanes of a quad
-      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      const float inv = row_inv[h], lse = row_lse[h];
       const index_t head = first_q_head + row_head[h];
-      const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
       if (item.split_slot >= 0) {
         if (!row_valid) continue;
         float* out = p.partial_o + (index_t(item.split_slot) * block_rows + r) * Dim;
@@ -615,6 +668,13 @@ inline int& ws_grid_limit() {
 /// Whether the warp-specialised kernel is allowed (TRIMIX_CUDA_WS=0 turns it off, for measuring).
 inline bool ws_enabled() {
   static const bool answer = !switched_off("TRIMIX_CUDA_WS");
+  return answer;
+}
+
+/// Whether the kernel rescales lazily (ws_rescale_slack; TRIMIX_CUDA_LAZY_RESCALE=0 turns it off,
+/// for measuring).
+inline bool lazy_rescale_enabled() {
+  static const bool answer = !switched_off("TRIMIX_CUDA_LAZY_RESCALE");
   return answer;
 }
 
