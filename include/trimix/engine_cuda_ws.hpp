@@ -55,8 +55,9 @@ struct WsTakenItem {
 };
 /// What the producer hands a consumer with each Q tile: the item's plan index (-1: no more), sink
 /// fold (as WsTakenItem's), the work item's fields the consumer uses, and its tile steps. 32
-/// bytes, which lane 0 reads in two 16-byte loads: eight dependent 4-byte load + shuffle pairs
-/// were most of an item's head (~700 cycles for a triangle band item, clock64 timeline).
+/// bytes, which lane 0 reads in two 16-byte loads instead of eight dependent 4-byte load +
+/// shuffle pairs (clock64 timeline, the item head: triangle band items 687 -> 636 cycles, causal
+/// 405 -> 312; within noise in time).
 struct alignas(16) WsHandoff {
   std::int32_t slot = -1, fold = -1, batch = 0, kv_head = 0;
   std::int32_t head_block = 0, q_tile = 0, tile_count = 0, split_slot = -1;
@@ -71,9 +72,11 @@ constexpr int ws_static_bytes =
 /// How far (log2 units) a tile's row max may exceed the running max before the running max moves
 /// and the accumulators are rescaled (FlashAttention-4's conditional rescale). Exact: o = acc / l
 /// and lse = max + log2 l take the same reference max whichever it is; probabilities stay below
-/// 2^8 = 256, in range for bf16 / fp16 P and fp32 sums. A band item's maximum still rose in most
-/// of its 9 tiles, so nearly every step multiplied its 64 accumulators (ncu: 6% of triangle's
-/// samples).
+/// 2^8 = 256, in range for bf16 / fp16 P and fp32 sums. With eager rescaling the accumulators'
+/// multiplies were 6% of triangle's samples (ncu; a warp multiplies when any of its 16 rows' max
+/// rose, which in a band item of 9 tiles is most steps); lazily, triangle -5%. Its price is
+/// rounding: a row's largest probability is no longer exactly 1 before P's 16-bit rounding
+/// (relative L2 to FlexAttention's triangle 1.8e-3 -> 2.8e-3, bench/NOTES.md).
 constexpr float ws_rescale_slack = 8.0f;
 /// Registers per thread (setmaxnreg) of the producer and of each consumer: the 64K of the SM.
 constexpr int ws_producer_registers = 56;
@@ -507,7 +510,8 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
     };
 
     // Each row's 1 / l and lse once its sums are final: the quad's shuffles, a reciprocal (MUFU.RCP:
-    // no IEEE division's slow path) and a log, ~300 cycles of latency off the epilogue.
+    // no IEEE division's slow path) and a log, issued under the last P V (timeline: epilogue 2115
+    // -> 1649 cycles, last P V 403 -> 522; within noise in time).
     float row_inv[2], row_lse[2];
     auto finish_rows = [&] {
 #pragma unroll
@@ -548,9 +552,10 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
         wgmma::fence_operands(s);
         softmax(s, seen_bits, tile, partial, keys, alpha);
         // ptxas schedules this wait and the release above the softmax, which then runs after P V
-        // rather than under it. Forcing the order (the wait in both arms of the rescale branch,
-        // branch exp/pv-wait-below-softmax) measured no faster: the other consumer's wgmmas keep
-        // the tensor pipe busy meanwhile (bench/NOTES.md, eighteenth session).
+        // rather than under it (SASS of d99094a and 7159532). Forcing the order (the wait in both
+        // arms of the rescale branch, branch exp/pv-wait-below-softmax) measured no faster; likely
+        // the other consumer's wgmmas keep the tensor pipe busy meanwhile (bench/NOTES.md,
+        // eighteenth session).
         wgmma::wait_all();
         wgmma::fence_operands(acc);
         release(prev_stage);

@@ -23,6 +23,7 @@ def main():
     for line in sys.stdin:
         if "Function :" in line:
             inside = want in line
+            count = 0  # instruction numbers count from each kernel's start
             if inside:
                 lines.append([None, line.strip(), 1])
             continue
