@@ -455,9 +455,10 @@ TEMPLATE_TEST_CASE("tile-engine band items with the sink keys in another tile", 
 }
 
 #if defined(KOKKOS_ENABLE_CUDA) && defined(__CUDACC__)
-// The warp-specialised CUDA kernel on one and on three CTAs: each consumer then runs dozens of
-// items in a row (its tile loop goes on across them), among them items without tiles, split
-// items and band items that carry their sink keys in another tile.
+// The warp-specialised and pair CUDA kernels on one and on three CTAs: each consumer then runs
+// dozens of items in a row, among them items without tiles, split items and band items that carry
+// their sink keys in another tile; at head dim 128 (the pair kernel) GQA groups of 4, 2, 8 and 1
+// (items of 32, 64, 16 and 128 positions, each consumer's Q box split by heads or by positions).
 TEMPLATE_TEST_CASE("tile-engine: consumers that run many items in a row", "[attention][engine][sanitize]",
                    trimix::bf16, trimix::fp16) {
   struct GridLimit {
@@ -465,7 +466,8 @@ TEMPLATE_TEST_CASE("tile-engine: consumers that run many items in a row", "[atte
     ~GridLimit() { trimix::impl::cuda_engine::ws_grid_limit() = 0; }
   };
   std::mt19937_64 rng(31337);
-  const Shape shapes[] = {{1, 8, 2, 300, 330, 128}, {2, 4, 2, 280, 280, 64}};
+  const Shape shapes[] = {{1, 8, 2, 300, 330, 128}, {2, 4, 2, 280, 280, 64}, {2, 4, 2, 280, 280, 128},
+                          {1, 8, 1, 200, 260, 128}, {1, 3, 3, 270, 300, 128}};
   for (const int ctas : {1, 3}) {
     const GridLimit limit(ctas);
     for (const Shape& s : shapes) {
@@ -479,6 +481,29 @@ TEMPLATE_TEST_CASE("tile-engine: consumers that run many items in a row", "[atte
       check_against_reference(in, trimix::LastRows{20}, {});  // items without tiles among the others
     }
   }
+}
+
+// A plan made for the pair kernel (128-row items) where that kernel declines: attention_kernel
+// runs each item as two CTAs of 64 rows, split items included.
+TEMPLATE_TEST_CASE("tile-engine: 128-row items without the pair kernel", "[attention][engine]", trimix::bf16,
+                   trimix::fp16) {
+  struct Declines {
+    Declines() { trimix::impl::cuda_engine::pair_declines() = true; }
+    ~Declines() { trimix::impl::cuda_engine::pair_declines() = false; }
+  };
+  if (!trimix::impl::cuda_engine::pair_plans(128)) SKIP("no pair kernel on this device or build");
+  const Declines declines;
+  const long pair_before = trimix::impl::cuda_engine::pair_launches();
+  std::mt19937_64 rng(2718);
+  const Shape shapes[] = {{1, 8, 2, 300, 330, 128}, {1, 3, 3, 270, 300, 128}};
+  for (const Shape& s : shapes) {
+    const auto in = random_inputs<TestType>(s, rng, Layout::bhsd);
+    AttentionOptions split;
+    split.max_tiles_per_item = 2;
+    check_against_reference(in, trimix::Triangle{5, 77, 30}, split);
+    check_against_reference(in, trimix::Causal{}, {});
+  }
+  CHECK(trimix::impl::cuda_engine::pair_launches() == pair_before);
 }
 #endif
 
@@ -506,7 +531,13 @@ TEMPLATE_TEST_CASE("tile-engine plans are reusable across calls", "[attention][e
         trimix::reference::attention(inputs[i].q, inputs[i].k, inputs[i].v, refs[i], mask, options);
       }
 #if defined(KOKKOS_ENABLE_CUDA) && defined(__CUDACC__)
-      const long launches_before = trimix::impl::cuda_engine::ws_launches();
+      // At head dim 128 the pair kernel runs (pair_plans), at 64 the warp-specialised one.
+      auto launches = [&] {
+        return head_dim == 128 && trimix::impl::cuda_engine::pair_plans(head_dim)
+                   ? trimix::impl::cuda_engine::pair_launches().load()
+                   : trimix::impl::cuda_engine::ws_launches().load();
+      };
+      const long launches_before = launches();
 #endif
       for (int call = 0; call < 3; ++call) {
         const auto& in = inputs[call % 2];
@@ -519,7 +550,7 @@ TEMPLATE_TEST_CASE("tile-engine plans are reusable across calls", "[attention][e
 #if defined(KOKKOS_ENABLE_CUDA) && defined(__CUDACC__)
       if constexpr (std::is_same_v<ExecSpace, Kokkos::Cuda>) {
         if (trimix::impl::cuda_engine::uses_wgmma() && trimix::impl::cuda_engine::ws_enabled())
-          CHECK(trimix::impl::cuda_engine::ws_launches() - launches_before == 3);
+          CHECK(launches() - launches_before == 3);
       }
 #endif
     }

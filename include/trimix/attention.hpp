@@ -76,6 +76,14 @@ template <class ExecSpace, class Q, class K, class V, class O>
 using engine_for = tile_engine<ExecSpace, typename Q::non_const_value_type, typename K::non_const_value_type,
                                typename V::non_const_value_type, typename O::non_const_value_type>;
 
+/// Whether the engine chooses its tiles by mask type too (`shape(problem, mask)`).
+template <class Engine, class Mask, class = void>
+struct engine_shapes_by_mask : std::false_type {};
+template <class Engine, class Mask>
+struct engine_shapes_by_mask<
+    Engine, Mask, std::void_t<decltype(Engine::shape(std::declval<const Problem&>(), std::declval<const Mask&>()))>>
+    : std::true_type {};
+
 template <class Engine, class ExecSpace, class Mask>
 AttentionPlan<ExecSpace, Mask> plan_for_problem(const ExecSpace& exec, const Problem& problem,
                                                 const Mask& mask, const AttentionOptions& options) {
@@ -91,7 +99,8 @@ AttentionPlan<ExecSpace, Mask> plan_for_problem(const ExecSpace& exec, const Pro
       // One head per item when the heads of a group have different masks (plan.hpp).
       Problem packing = problem;
       if (!uniform_within_group(mask, problem.q_heads, problem.kv_heads)) packing.kv_heads = problem.q_heads;
-      shape = Engine::shape(packing);
+      if constexpr (engine_shapes_by_mask<Engine, Mask>::value) shape = Engine::shape(packing, mask);
+      else shape = Engine::shape(packing);
       plan.backend_engine = true;
     }
   }

@@ -9,7 +9,8 @@
 ///   static bool handles_shape(const Problem&);                 // head dims, group sizes
 ///   static bool handles_views(const Problem&, const void* q, const void* k, const void* v,
 ///                             const void* o);                  // strides, alignment
-///   static TileShape shape(const Problem&);                    // the tiles its plan uses
+///   static TileShape shape(const Problem&);                    // the tiles its plan uses, or
+///   template <class Mask> static TileShape shape(const Problem&, const Mask&);  // by mask type too
 ///   template <class Mask> static void run(const ExecSpace&, const Plan<...>&, const Mask&,
 ///                                         const AttentionArgs<...>&, float* partial_o,
 ///                                         float* partial_lse,

@@ -104,6 +104,9 @@ struct Params {
   float* partial_lse;
   index_t heads_per_item;
   float scale_log2;  ///< softmax scale * log2(e): scores leave the mma in base 2
+  /// Rows of the plan's items: block_rows, or 2 x block_rows where the plan was made for the pair
+  /// kernel (engine_cuda_pair.hpp); attention_kernel then runs one CTA per 64-row half of an item.
+  int item_rows = block_rows;
 };
 
 __device__ __forceinline__ unsigned smem_address(const void* p) {
@@ -269,6 +272,12 @@ __device__ __forceinline__ void fence_operands(float (&x)[M][4]) {
                ", {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"                                      \
                : TRIMIX_WGMMA_ACC32                                                                \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate))
+#define TRIMIX_WGMMA_RS_N128_K(TYPE)                                                               \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                        \
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " " TRIMIX_WGMMA_REGS64 \
+               ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"                                      \
+               : TRIMIX_WGMMA_ACC64                                                                \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate))
 #define TRIMIX_WGMMA_RS_N128(TYPE)                                                                 \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                        \
                "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " " TRIMIX_WGMMA_REGS64 \
@@ -298,6 +307,14 @@ __device__ __forceinline__ void mma_rs_n64(float (&d)[8][4], const unsigned (&a)
   else TRIMIX_WGMMA_RS_N64("f16");
 }
 
+/// D(64 x 128) += A(64 x 16, registers) * B(128 x 16, shared, K-major)^T: S of 128 keys.
+template <int Kind>
+__device__ __forceinline__ void mma_rs_n128_k(float (&d)[16][4], const unsigned (&a)[4], std::uint64_t b,
+                                              int accumulate) {
+  if constexpr (Kind == 1) TRIMIX_WGMMA_RS_N128_K("bf16");
+  else TRIMIX_WGMMA_RS_N128_K("f16");
+}
+
 /// D(64 x 128) += A(64 x 16, registers) * B(16 x 128, shared, N-major).
 template <int Kind>
 __device__ __forceinline__ void mma_rs_n128(float (&d)[16][4], const unsigned (&a)[4], std::uint64_t b,
@@ -307,6 +324,7 @@ __device__ __forceinline__ void mma_rs_n128(float (&d)[16][4], const unsigned (&
 }
 
 #undef TRIMIX_WGMMA_RS_N128
+#undef TRIMIX_WGMMA_RS_N128_K
 #undef TRIMIX_WGMMA_RS_N64
 #undef TRIMIX_WGMMA_RS_N64_K
 #undef TRIMIX_WGMMA_SS_N64
@@ -383,15 +401,18 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
   };
 
   // Q tile of item `it` (zeros past seq_q).
+  // This CTA's item and, where items have more rows than a CTA (item_rows), which 64 of them.
+  const int item_halves = p.item_rows / block_rows;
+  const int item_index = int(blockIdx.x) / item_halves, row_base = (int(blockIdx.x) % item_halves) * block_rows;
   auto load_q = [&](const WorkItem& it) {
     const index_t first_q_head = first_q_head_of(it), first_row = index_t(it.q_tile) * q_rows;
     const index_t valid_rows = g.q_rows(it.q_tile);
     for (int e = tid; e < block_rows * chunks; e += threads) {
-      const int r = e / chunks, c = e % chunks;
-      const index_t i = r % q_rows;
+      const int r = e / chunks, c = e % chunks, item_row = row_base + r;
+      const index_t i = item_row % q_rows;
       const bool valid = i < valid_rows;
       copy_16(smem_address(sq + tile_offset(r, c)),
-              p.q + pr.q(it.batch, first_q_head + r / q_rows, first_row + (valid ? i : 0), c * 8), valid);
+              p.q + pr.q(it.batch, first_q_head + item_row / q_rows, first_row + (valid ? i : 0), c * 8), valid);
     }
   };
   // K/V tile loads: thread tid always copies the same 16-byte chunk column (tid % chunks) of rows
@@ -491,8 +512,8 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
   // group (without it streaming took 5% longer at 16K, triangle 2%: bench/NOTES.md).
   int first_ahead = 0;  // tiles already loaded
   {
-    const WorkItem first = p.items[blockIdx.x];
-    const ItemRuns first_runs = p.runs[blockIdx.x];
+    const WorkItem first = p.items[item_index];
+    const ItemRuns first_runs = p.runs[item_index];
     load_q(first);
     if (first_runs.count >= 0 && first.tile_end > first.tile_begin) {
       load_kv(p.k + pr.k(first.batch, first.kv_head, 0, my_chunk * 8), p.v + pr.v(first.batch, first.kv_head, 0, my_chunk * 8),
@@ -550,7 +571,7 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
   index_t row_position[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h)
-    row_position[h] = g.first_position(item.q_tile) + index_t(warp * 16 + row_in_warp + h * 8) % q_rows;
+    row_position[h] = g.first_position(item.q_tile) + index_t(row_base + warp * 16 + row_in_warp + h * 8) % q_rows;
 
   int stage = 0;
   for (int i = 0; i < tile_count; ++i) {
@@ -754,20 +775,20 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
       float l = row_sum[h];
       l += __shfl_xor_sync(0xffffffffu, l, 1);
       l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const int r = warp * 16 + row_in_warp + h * 8;
+      const int r = row_base + warp * 16 + row_in_warp + h * 8;  // row of the item
       const index_t i = r % q_rows;
       if (i >= valid_rows) continue;
       const float inv = l > 0.0f ? 1.0f / l : 0.0f;
       const index_t head = first_q_head + r / q_rows;
       const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
       if (item.split_slot >= 0) {
-        float* out = p.partial_o + (index_t(item.split_slot) * block_rows + r) * Dim;
+        float* out = p.partial_o + (index_t(item.split_slot) * p.item_rows + r) * Dim;
 #pragma unroll
         for (int dt = 0; dt < d_tiles; ++dt) {
           const int col = dt * 8 + (lane % 4) * 2;
           *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
         }
-        if (lane % 4 == 0) p.partial_lse[index_t(item.split_slot) * block_rows + r] = lse;
+        if (lane % 4 == 0) p.partial_lse[index_t(item.split_slot) * p.item_rows + r] = lse;
       } else {
         Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
 #pragma unroll
@@ -833,13 +854,20 @@ inline bool shared_memory_fits(index_t dim) {
 template <int Dim>
 constexpr int ws_consumers = Dim == 64 ? 3 : 2;
 inline bool ws_enabled();
+inline bool pair_enabled();
 
-/// Items the device runs at once at head dim `dim`: SMs x the CTAs one SM's shared memory holds
-/// (1 KB of it reserved per CTA), at most the CTAs the loaded kernels are compiled for; SMs x
+/// Whether plans at head dim `dim` are made for the pair kernel (engine_cuda_pair.hpp: 128-row
+/// items, both consumer warpgroups on one item): head dim 128 on sm_90a, unless switched off
+/// (TRIMIX_CUDA_WS=0 or TRIMIX_CUDA_PAIR=0: the 64-row kernels then run, for measuring).
+inline bool pair_plans(index_t dim) { return dim == 128 && uses_wgmma() && ws_enabled() && pair_enabled(); }
+
+/// Items the device runs at once at head dim `dim`: SMs for the pair kernel's plans; else SMs x the
+/// CTAs one SM's shared memory holds (1 KB of it reserved per CTA), at most the CTAs the loaded kernels are compiled for; SMs x
 /// ws_consumers where the warp-specialised kernel may run (also for head-dependent masks, which
 /// keep attention_kernel: the plan's split share only). Asked once per process.
-inline index_t concurrent_items(index_t dim) {
+inline index_t concurrent_items(index_t dim, bool pair_plan) {
   static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
+  if (pair_plan) return index_t(sms);  // one 128-row item per SM
   if ((dim == 64 || dim == 128) && uses_wgmma() && ws_enabled())
     return index_t(sms) * (dim == 64 ? ws_consumers<64> : ws_consumers<128>);
   static const int per_sm_bytes = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
@@ -857,6 +885,7 @@ inline index_t packed_heads(index_t group) {
 }  // namespace trimix::impl::cuda_engine
 
 #include <trimix/engine_cuda_ws.hpp>
+#include <trimix/engine_cuda_pair.hpp>
 
 namespace trimix::impl {
 
@@ -869,10 +898,16 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     return (p.head_dim == 64 || p.head_dim == 128) && cuda_engine::shared_memory_fits(p.head_dim);
   }
 
-  static TileShape shape(const Problem& p) {
-    const index_t heads = cuda_engine::packed_heads(p.kv_heads ? p.group_size() : 1);
-    return TileShape{cuda_engine::block_rows / heads, cuda_engine::kv_tile, heads, cuda_engine::max_item_tiles,
-                     cuda_engine::concurrent_items(p.head_dim)};
+  /// The plan's tiles: 64-row items, or 128-row ones for the pair kernel (position-only masks,
+  /// positive scale, head dim 128 on sm_90a: pair_plans). Head-dependent masks keep 64-row items:
+  /// q-tiles of 128 positions span two 64-row blocks of a block-sparse map (bench/NOTES.md).
+  template <class Mask>
+  static TileShape shape(const Problem& p, const Mask&) {
+    using namespace cuda_engine;
+    const index_t heads = packed_heads(p.kv_heads ? p.group_size() : 1);
+    const bool pair = !is_head_dependent<Mask>::value && p.scale > 0 && pair_plans(p.head_dim);
+    const index_t rows = pair ? 2 * block_rows : block_rows;
+    return TileShape{rows / heads, kv_tile, heads, max_item_tiles, concurrent_items(p.head_dim, pair)};
   }
 
   /// 16-byte loads need contiguous head_dim and 8-element-aligned rows.
@@ -892,8 +927,14 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     using namespace cuda_engine;
     Params<T, Mask> params{args.q, args.k, args.v, args.o, args.lse, args.problem, work.geometry, mask,
                            work.items.data(), work.runs.data(), work.item_count(), partial_o, partial_lse,
-                           work.heads_per_item, args.problem.scale * log2e};
-    if (args.problem.head_dim == 128) {
+                           work.heads_per_item, args.problem.scale * log2e, int(work.rows_per_item)};
+    if (work.rows_per_item == 2 * block_rows) {
+      // A plan made for the pair kernel (shape); attention_kernel takes its items in halves where
+      // the pair kernel does not launch.
+      if constexpr (!is_head_dependent<Mask>::value)
+        if (launch_pair(exec, work, params, item_counter)) return;
+      launch<128>(exec, work, params);
+    } else if (args.problem.head_dim == 128) {
       if constexpr (!is_head_dependent<Mask>::value)
         if (launch_warp_specialised<128>(exec, work, params, item_counter)) return;
       launch<128>(exec, work, params);
@@ -918,27 +959,8 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
     static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
     if (ws_shared_bytes<Dim> + ws_static_bytes<Dim> > optin || sms <= 0) return false;
-    const Problem& pr = params.problem;
-    const TileGeometry& g = params.geometry;
     WsParams<T, Mask> wp{CUtensorMap{}, CUtensorMap{}, CUtensorMap{}, params, item_counter};
-    if (!lazy_rescale_enabled()) wp.rescale_slack = 0.0f;
-    if (!encode_tensor_map(wp.q_map, kind, params.q, pr.q, pr.batch, pr.q_heads, pr.seq_q, pr.head_dim,
-                           unsigned(g.q_tile), unsigned(params.heads_per_item)) ||
-        !encode_tensor_map(wp.k_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u) ||
-        !encode_tensor_map(wp.v_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u))
-      return false;
-    if constexpr (has_sink_window<Mask>::value) {
-      // Boxes for the sink fold: the sink keys rounded up to 8-row swizzle atoms, the rest of a
-      // tile beside them. No fold where the sink leaves no room, or where the driver refuses.
-      const index_t sink = params.mask.sink_window().sink;
-      const int rows = sink >= 1 && sink <= kv_tile - 8 ? int(sink + 7) / 8 * 8 : 0;
-      if (rows > 0 && sink_fold_enabled() &&
-          encode_tensor_map(wp.k_sink_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(rows), 1u) &&
-          encode_tensor_map(wp.v_sink_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(rows), 1u) &&
-          encode_tensor_map(wp.k_body_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(kv_tile - rows), 1u) &&
-          encode_tensor_map(wp.v_body_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(kv_tile - rows), 1u))
-        wp.fold_rows = rows;
-    }
+    if (!encode_maps(wp, unsigned(params.geometry.q_tile), unsigned(params.heads_per_item))) return false;
     const auto kernel = ws_attention_kernel<Dim, kind, T, Mask>;
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ws_shared_bytes<Dim>),
           "cudaFuncSetAttribute");
@@ -949,6 +971,69 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     kernel<<<grid, ws_threads<Dim>, ws_shared_bytes<Dim>, exec.cuda_stream()>>>(wp);
     check(cudaGetLastError(), "kernel launch");
     ++ws_launches();
+    return true;
+  }
+
+  /// The pair kernel (engine_cuda_pair.hpp) on a plan of 128-row items, where it runs. False: the
+  /// caller launches attention_kernel, which takes such items in halves.
+  template <class Params>
+  static bool launch_pair(const Kokkos::Cuda& exec, const Plan<Kokkos::CudaSpace>& work, const Params& params,
+                          std::uint32_t* item_counter) {
+    using namespace cuda_engine;
+    using Mask = decltype(params.mask);
+    if (work.item_count() == 0 || !work.runs_complete || !(params.scale_log2 > 0.0f) || pair_declines()) return false;
+    static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+    static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
+    if (pair_shared_bytes + pair_static_bytes > optin || sms <= 0) return false;
+    WsParams<T, Mask> wp{CUtensorMap{}, CUtensorMap{}, CUtensorMap{}, params, item_counter};
+    // Each consumer's 64 rows as one Q box: half of the item's heads, or 64 of its positions.
+    const int heads = int(params.heads_per_item);
+    const bool split_heads = heads >= 2;
+    wp.q_row_step = split_heads ? 0 : block_rows;
+    wp.q_head_step = split_heads ? heads / 2 : 0;
+    if (!encode_maps(wp, split_heads ? unsigned(params.geometry.q_tile) : unsigned(block_rows),
+                     split_heads ? unsigned(heads / 2) : 1u))
+      return false;
+    wp.ping_pong = ping_pong_enabled();
+    const auto kernel = pair_attention_kernel<kind, T, Mask>;
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, pair_shared_bytes),
+          "cudaFuncSetAttribute");
+    index_t grid_limit = index_t(sms);
+    if (ws_grid_limit() > 0) grid_limit = std::min<index_t>(grid_limit, ws_grid_limit());
+    const unsigned grid = unsigned(std::min<index_t>(work.item_count(), grid_limit));
+    kernel<<<grid, pair_threads, pair_shared_bytes, exec.cuda_stream()>>>(wp);
+    check(cudaGetLastError(), "kernel launch");
+    ++pair_launches();
+    return true;
+  }
+
+  /// The tensor maps of the warp-specialised and pair kernels: Q in boxes of q_box_rows positions x
+  /// q_box_heads heads, K and V in 64-key boxes, and the sink fold's boxes (SinkWindow policies;
+  /// none where the sink leaves no room or the driver refuses). The lazy rescale's slack. False
+  /// where the driver refuses a map the kernel needs.
+  template <class WsParamsT>
+  static bool encode_maps(WsParamsT& wp, unsigned q_box_rows, unsigned q_box_heads) {
+    using namespace cuda_engine;
+    const auto& params = wp.p;
+    const Problem& pr = params.problem;
+    if (!lazy_rescale_enabled()) wp.rescale_slack = 0.0f;
+    if (!encode_tensor_map(wp.q_map, kind, params.q, pr.q, pr.batch, pr.q_heads, pr.seq_q, pr.head_dim, q_box_rows,
+                           q_box_heads) ||
+        !encode_tensor_map(wp.k_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u) ||
+        !encode_tensor_map(wp.v_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, 64u, 1u))
+      return false;
+    if constexpr (has_sink_window<decltype(params.mask)>::value) {
+      // Boxes for the sink fold: the sink keys rounded up to 8-row swizzle atoms, the rest of a
+      // tile beside them.
+      const index_t sink = params.mask.sink_window().sink;
+      const int rows = sink >= 1 && sink <= kv_tile - 8 ? int(sink + 7) / 8 * 8 : 0;
+      if (rows > 0 && sink_fold_enabled() &&
+          encode_tensor_map(wp.k_sink_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(rows), 1u) &&
+          encode_tensor_map(wp.v_sink_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(rows), 1u) &&
+          encode_tensor_map(wp.k_body_map, kind, params.k, pr.k, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(kv_tile - rows), 1u) &&
+          encode_tensor_map(wp.v_body_map, kind, params.v, pr.v, pr.batch, pr.kv_heads, pr.seq_k, pr.head_dim, unsigned(kv_tile - rows), 1u))
+        wp.fold_rows = rows;
+    }
     return true;
   }
 
@@ -964,7 +1049,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     // default at head dim 64, whose streaming kernel has been 8-9% slower since (bench/NOTES.md).
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, int(cudaSharedmemCarveoutMaxShared)),
           "cudaFuncSetAttribute");
-    kernel<<<unsigned(work.item_count()), threads, bytes, exec.cuda_stream()>>>(params);
+    kernel<<<unsigned(work.item_count() * (params.item_rows / block_rows)), threads, bytes, exec.cuda_stream()>>>(params);
     check(cudaGetLastError(), "kernel launch");
   }
 };

@@ -95,6 +95,10 @@ struct WsParams {
   /// ws_rescale_slack, or 0 (TRIMIX_CUDA_LAZY_RESCALE=0: every rise of a row max rescales).
   float rescale_slack = ws_rescale_slack;
   CUtensorMap k_sink_map, v_sink_map, k_body_map, v_body_map;
+  /// The pair kernel's (engine_cuda_pair.hpp): where consumer 1's Q box starts after consumer 0's
+  /// (positions, heads), and whether the consumers take turns at the tensor cores.
+  int q_row_step = 0, q_head_step = 0;
+  bool ping_pong = true;
 };
 
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {

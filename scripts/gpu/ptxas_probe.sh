@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Registers and spills of the warp-specialised CUDA kernels (sm_90a), from ptxas, without a GPU:
+# Registers and spills of the warp-specialised and pair CUDA kernels (sm_90a), from ptxas, without a GPU:
 # compiles one translation unit that calls trimix::attention with bf16 Kokkos::Cuda views for
 # Causal and Triangle, and prints one line per head dim and mask. About a minute on 2 cores.
 #
@@ -37,8 +37,10 @@ python3 - "$work/ptxas.log" <<'PY'
 import re, sys
 lines = open(sys.argv[1]).read().splitlines()
 for i, line in enumerate(lines):
-    if "Compiling entry function" in line and "ws_attention_kernel" in line and "sm_90a" in line:
+    if "Compiling entry function" in line and ("ws_attention_kernel" in line or "pair_attention_kernel" in line) and "sm_90a" in line:
         dim = re.search(r"ws_attention_kernelILi(\d+)E", line)
+        if "pair_attention_kernel" in line:
+            dim = re.match(r"(.*)", "128, pair kernel")
         mask = re.search(r"(Causal|Triangle)", line)
         info = [x.split(":", 1)[-1].strip() for x in lines[i + 1:i + 4] if "spill" in x or "registers" in x]
         print(f"head dim {dim.group(1) if dim else '?'}, {mask.group(1) if mask else '?'}: " + "; ".join(info))

@@ -1,0 +1,540 @@
+#pragma once
+/// \file engine_cuda_pair.hpp
+/// Pair kernel of the CUDA engine (sm_90a, head dim 128, position-only masks): FlashAttention-3's
+/// shape on the shared plan. One persistent CTA per SM runs one 128-row item at a time with both
+/// consumer warpgroups on it (consumer c owns rows [64c, 64c + 64)), so that they share every K / V
+/// stage: half the L2 traffic of engine_cuda_ws.hpp's kernel per row, and room in shared memory for
+/// steps of 128 keys (two 64-key plan tiles a stage), which pay a step's fixed costs (barriers,
+/// max / sum chains, the accumulators' rescale) once per 128 keys instead of per 64.
+///  - warpgroup 0 is the producer: one thread takes items from the global counter (plan order,
+///    longest first), each one ahead while the item before still issues (WsTakenItem), and issues
+///    the bulk tensor copies (TMA) of the item's Q (32 KB) and of its tiles, two plan tiles per
+///    stage of `pair_stages` (64 KB each: K and V of 128 keys); an item of an odd tile count ends
+///    on a stage whose second half is not loaded and which the consumers mask whole;
+///  - the consumers (setmaxnreg 232) keep Q in registers, compute S = Q K^T of 128 keys with
+///    m64n128k16 wgmmas, overlap S(i + 1) with P(i) V(i) as in engine_cuda_ws.hpp, and take turns
+///    at the tensor cores (FA3's ping-pong: named barriers order their wgmma issues, so one's
+///    softmax runs under the other's products; TRIMIX_CUDA_PING_PONG=0 turns the turns off).
+/// Band items of SinkWindow policies carry their sink keys in another tile (sink_fold), as in the
+/// warp-specialised kernel. Included by engine_cuda.hpp after engine_cuda_ws.hpp.
+
+namespace trimix::impl::cuda_engine {
+
+constexpr int pair_stages = 3;
+constexpr int pair_rows = 2 * block_rows;        ///< rows of an item: 64 per consumer
+constexpr int pair_threads = 3 * 128;             ///< producer and two consumer warpgroups
+constexpr unsigned pair_q_bytes = pair_rows * 128 * 2;   ///< Q of both consumers, 16 KB each
+constexpr unsigned pair_k_bytes = 2 * kv_tile * 128 * 2;  ///< K of 128 keys
+constexpr unsigned pair_kv_bytes = 2 * pair_k_bytes;       ///< K and V of one stage
+constexpr int pair_shared_bytes = int(pair_q_bytes + pair_stages * pair_kv_bytes) + 1024;
+/// Registers per thread (setmaxnreg): 40 for the producer thread's warpgroup, 232 per consumer
+/// (acc 64 + S 64 + P 32 + Q 32 live across a step), the SM's 64K.
+constexpr int pair_producer_registers = 40, pair_consumer_registers = 232;
+static_assert(128 * (pair_producer_registers + 2 * pair_consumer_registers) <= 65536, "setmaxnreg budget");
+/// Named barriers of the ping-pong turns (0 is __syncthreads'), one per consumer.
+constexpr int pair_turn_barrier = 8;
+/// The kernel's static shared memory (the launch checks it with the dynamic part).
+constexpr int pair_static_bytes = int(sizeof(std::uint64_t) * (2 + 2 * pair_stages) + sizeof(int) * 2 * pair_stages +
+                                      sizeof(WsHandoff) + 2 * sizeof(WsTakenItem));
+
+/// Whether the pair kernel may run (TRIMIX_CUDA_PAIR=0 turns it off: plans then have 64-row items
+/// and engine_cuda_ws.hpp's kernel runs, for measuring).
+inline bool pair_enabled() {
+  static const bool answer = !switched_off("TRIMIX_CUDA_PAIR");
+  return answer;
+}
+
+/// Whether the pair kernel's consumers take turns (TRIMIX_CUDA_PING_PONG=0 turns it off, for
+/// measuring).
+inline bool ping_pong_enabled() {
+  static const bool answer = !switched_off("TRIMIX_CUDA_PING_PONG");
+  return answer;
+}
+
+template <int Kind, class Elem, class Mask>
+__global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const __grid_constant__ WsParams<Elem, Mask> wp) {
+#if TRIMIX_CUDA_WGMMA
+  constexpr int Dim = 128, halves = 2;
+  constexpr int n_tiles = 2 * kv_tile / 8;  // 8-column tiles of S: 128 keys
+  constexpr int d_tiles = Dim / 8;
+  constexpr float minus_inf = minus_infinity;
+  const Params<Elem, Mask>& p = wp.p;
+  const Problem& pr = p.problem;
+  const TileGeometry& g = p.geometry;
+  const index_t q_rows = g.q_tile;
+
+  extern __shared__ __align__(1024) unsigned char shared_raw[];
+  unsigned char* tiles = shared_raw + ((1024u - (smem_address(shared_raw) & 1023u)) & 1023u);
+  // [0] Q full, [1] Q empty, [2 + s] stage s full, [2 + pair_stages + s] stage s empty.
+  __shared__ alignas(8) std::uint64_t bars[2 + 2 * pair_stages];
+  // The entries (tile * 2 + partial, -1: none) of the two plan tiles in each stage.
+  __shared__ alignas(8) int stage_entry[pair_stages][2];
+  __shared__ WsHandoff handoff;
+  __shared__ WsTakenItem taken[2];
+  static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(handoff) + sizeof(taken) == pair_static_bytes,
+                "pair_static_bytes counts these arrays");
+  constexpr bool folds_sink = has_sink_window<Mask>::value && has_visible_bits<Mask>::value;
+  auto bar = [&](int i) { return smem_address(&bars[i]); };
+  // Shared memory: Q of consumer c at c * 16 KB ([2 column halves][64 rows][128 bytes]); stage s
+  // at pair_q_bytes + s * pair_kv_bytes: K as [2 column halves][128 keys][128 bytes], then V alike,
+  // so that one m64n128k16 reads 128 keys of K and a k16 step of P V 16 keys of V.
+  const unsigned kv_base = smem_address(tiles + pair_q_bytes);
+  {
+    // A stage's second half, where an item of an odd tile count leaves it unloaded, is masked but
+    // still multiplied: zeros first, so that it only ever holds finite values (0 x NaN is NaN).
+    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+    for (unsigned at = threadIdx.x * 16u; at < pair_stages * pair_kv_bytes; at += pair_threads * 16u)
+      *reinterpret_cast<uint4*>(tiles + pair_q_bytes + at) = zero;
+    fence_async_proxy();
+  }
+  if (threadIdx.x == 0) {
+    mbar_init(bar(0), 1);
+    mbar_init(bar(1), 2 * ws_consumer_warps);
+    for (int s = 0; s < pair_stages; ++s) {
+      mbar_init(bar(2 + s), 1);
+      mbar_init(bar(2 + pair_stages + s), 2 * ws_consumer_warps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  const index_t group_size = pr.group_size();
+  auto first_q_head_of = [&](const WorkItem& it) {
+    return it.kv_head * group_size + it.head_block * p.heads_per_item;
+  };
+  const int wg = threadIdx.x / 128;
+
+  if (wg == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(pair_producer_registers) : "memory");
+    if (threadIdx.x != 0) return;
+    const unsigned q_dst = smem_address(tiles);
+    auto take = [&](WsTakenItem& slot) {
+      const index_t idx = index_t(atomicAdd(wp.counter, 1u));
+      slot.index = idx < p.item_count ? std::int32_t(idx) : std::int32_t(p.item_count);
+      if (idx >= p.item_count) return;
+      const WorkItem it = p.items[idx];
+      slot.item = it;
+      slot.runs = p.runs[idx];
+      SinkFold fold;
+      if constexpr (folds_sink) {
+        if (wp.fold_rows > 0) {
+          fold = sink_fold(p.mask.sink_window(), g.first_position(it.q_tile), g.last_position(it.q_tile), kv_tile,
+                           g.seq_k, wp.fold_rows);
+          if (fold.tile >= 0 && !runs_hold_sink_fold(slot.runs, fold.tile)) fold.tile = -1;
+        }
+      }
+      slot.fold = fold.tile < 0 ? -1 : std::int32_t(fold.tile * 2 + (fold.column != 0 ? 1 : 0));
+    };
+    take(taken[0]);
+    unsigned n = 0;  // stages issued so far: stage n % pair_stages, its use n / pair_stages
+    for (index_t k = 0;; ++k) {
+      if (k > 0) mbar_wait(bar(1), unsigned(k - 1) & 1u);  // both consumers hold the last Q in registers
+      const WsTakenItem& cur = taken[k & 1];
+      const index_t idx = cur.index;
+      if (idx >= p.item_count) {
+        handoff.slot = -1;
+        mbar_arrive(bar(0));
+        __threadfence();
+        if (atomicAdd(wp.counter + 1, 1u) == gridDim.x - 1) {
+          atomicExch(wp.counter, 0u);
+          atomicExch(wp.counter + 1, 0u);
+        }
+        break;
+      }
+      const WorkItem it = cur.item;
+      const int fold = cur.fold;
+      const index_t fold_tile = fold < 0 ? -1 : fold >> 1;
+      const int tiles_visited = it.tile_end - it.tile_begin - (fold_tile >= 0 ? 1 : 0);
+      handoff.slot = int(idx);
+      handoff.fold = fold;
+      handoff.batch = it.batch;
+      handoff.kv_head = it.kv_head;
+      handoff.head_block = it.head_block;
+      handoff.q_tile = it.q_tile;
+      handoff.tile_count = (tiles_visited + 1) / 2;  // stages
+      handoff.split_slot = it.split_slot;
+      mbar_expect_tx(bar(0), pair_q_bytes);
+      const int first_q_head = int(first_q_head_of(it)), first_row = int(index_t(it.q_tile) * q_rows);
+      for (int c = 0; c < 2; ++c)
+        for (int h = 0; h < halves; ++h)
+          tma_load(q_dst + c * ws_q_bytes<Dim> + h * half_tile_bytes, &wp.q_map, bar(0), h * 64,
+                   first_row + c * wp.q_row_step, first_q_head + c * wp.q_head_step, int(it.batch));
+      const int kv_head = int(it.kv_head), batch = int(it.batch);
+      // One plan tile into half `sub` of stage s.
+      auto load_tile = [&](unsigned s, int sub, index_t tile) {
+        const unsigned k_dst = kv_base + s * pair_kv_bytes + sub * half_tile_bytes, v_dst = k_dst + pair_k_bytes;
+        const int key = int(g.first_key(tile));
+        if (tile == fold_tile) {
+          // The sink keys into rows [column, column + fold_rows) of the 64-key block, the tile's own
+          // keys around them (whole 8-row swizzle atoms, see engine_cuda_ws.hpp).
+          const int sink_row = (fold & 1) ? kv_tile - wp.fold_rows : 0, body_row = sink_row == 0 ? wp.fold_rows : 0;
+          const unsigned sink_at = unsigned(sink_row) * 128u, body_at = unsigned(body_row) * 128u;
+          for (int h = 0; h < halves; ++h) {
+            const unsigned half = h * 2 * half_tile_bytes;
+            tma_load(k_dst + half + sink_at, &wp.k_sink_map, bar(2 + s), h * 64, 0, kv_head, batch);
+            tma_load(k_dst + half + body_at, &wp.k_body_map, bar(2 + s), h * 64, key + body_row, kv_head, batch);
+            tma_load(v_dst + half + sink_at, &wp.v_sink_map, bar(2 + s), h * 64, 0, kv_head, batch);
+            tma_load(v_dst + half + body_at, &wp.v_body_map, bar(2 + s), h * 64, key + body_row, kv_head, batch);
+          }
+        } else {
+          for (int h = 0; h < halves; ++h) {
+            tma_load(k_dst + h * 2 * half_tile_bytes, &wp.k_map, bar(2 + s), h * 64, key, kv_head, batch);
+            tma_load(v_dst + h * 2 * half_tile_bytes, &wp.v_map, bar(2 + s), h * 64, key, kv_head, batch);
+          }
+        }
+      };
+      int issued = 0;  // the next item is taken once this one's first pair_stages stages are issued
+      index_t held = -1;
+      int held_entry = -1;
+      // Stage of plan tiles `first` (entry e0) and `second` (-1: none).
+      auto issue_stage = [&](index_t first, int e0, index_t second, int e1) {
+        const unsigned s = n % pair_stages, use = n / pair_stages;
+        if (use > 0) mbar_wait(bar(2 + pair_stages + s), (use - 1) & 1u);
+        stage_entry[s][0] = e0;
+        stage_entry[s][1] = e1;
+        mbar_expect_tx(bar(2 + s), second >= 0 ? pair_kv_bytes : pair_kv_bytes / 2);
+        load_tile(s, 0, first);
+        if (second >= 0) load_tile(s, 1, second);
+        ++n;
+        if (++issued == pair_stages) take(taken[(k + 1) & 1]);
+      };
+      const int run_count = cur.runs.count;
+      for (int r = 0; r < run_count; ++r) {
+        const bool partial = ((cur.runs.partial >> r) & 1u) != 0;
+        const index_t run_end = cur.runs.end[r];
+        for (index_t tile = cur.runs.begin[r]; tile < run_end; ++tile) {
+          if (tile == 0 && fold_tile >= 0) continue;  // its keys ride in fold_tile
+          const int entry = int(tile) * 2 + int(partial || tile == fold_tile);
+          if (held < 0) {
+            held = tile, held_entry = entry;
+          } else {
+            issue_stage(held, held_entry, tile, entry);
+            held = -1;
+          }
+        }
+      }
+      if (held >= 0) issue_stage(held, held_entry, -1, -1);
+      if (issued < pair_stages) take(taken[(k + 1) & 1]);
+    }
+    return;
+  }
+
+  // Consumer c: warpgroup c + 1, rows [64c, 64c + 64) of every item.
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(pair_consumer_registers) : "memory");
+  const int c = wg - 1;
+  const int tid = threadIdx.x - 128 * wg, warp = tid / 32, lane = tid % 32;
+  const Elem* sq = reinterpret_cast<const Elem*>(tiles + c * ws_q_bytes<Dim>);
+  const std::uint64_t k_desc = wgmma::descriptor(kv_base, 16, 1024);
+  const std::uint64_t v_desc = wgmma::descriptor(kv_base + pair_k_bytes, 2 * half_tile_bytes, 1024);
+  constexpr std::uint64_t stage_step = pair_kv_bytes >> 4;  // descriptor units
+  // A k16 step of S: 32 bytes inside a 128-byte row, the next column half every 4 steps; of P V:
+  // 16 keys of 128 bytes.
+  auto k_step = [](int kk) { return std::uint64_t(((kk >> 2) * 2 * half_tile_bytes + (kk & 3) * 32) >> 4); };
+  auto v_step = [](int kk) { return std::uint64_t((kk * 16 * 128) >> 4); };
+  const int row_in_warp = lane / 4;
+  int row_offset[2], row_head[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = c * block_rows + warp * 16 + row_in_warp + h * 8, rows = int(q_rows);
+    row_offset[h] = r % rows;
+    row_head[h] = r / rows;
+  }
+  static_assert(!is_head_dependent<Mask>::value, "the pair kernel takes position-only masks");
+  constexpr bool row_bits = has_visible_bits<Mask>::value;
+  // Turns at the tensor cores: a consumer waits for its turn before issuing wgmmas and passes the
+  // turn on after; consumer 1 passes the first one. Both run the same items and stages, so their
+  // turns alternate until the end (the last pass is never taken).
+  const bool turns = wp.ping_pong;
+  auto wait_turn = [&] {
+    if (turns) asm volatile("bar.sync %0, 256;\n" ::"r"(pair_turn_barrier + c) : "memory");
+  };
+  auto pass_turn = [&] {
+    if (turns) asm volatile("bar.arrive %0, 256;\n" ::"r"(pair_turn_barrier + 1 - c) : "memory");
+  };
+  if (c == 1) pass_turn();
+
+  unsigned n = 0;  // stages consumed so far
+  for (index_t k = 0;; ++k) {
+    mbar_wait(bar(0), unsigned(k) & 1u);
+    int hand[8] = {};
+    if (lane == 0) {
+      const unsigned at = smem_address(&handoff);
+      asm volatile("ld.volatile.shared.v4.s32 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(hand[0]), "=r"(hand[1]), "=r"(hand[2]), "=r"(hand[3])
+                   : "r"(at));
+      asm volatile("ld.volatile.shared.v4.s32 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(hand[4]), "=r"(hand[5]), "=r"(hand[6]), "=r"(hand[7])
+                   : "r"(at + 16));
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) hand[i] = __shfl_sync(0xffffffffu, hand[i], 0);
+    const int slot = hand[0];
+    if (slot < 0) break;
+    WorkItem item;
+    item.batch = hand[2];
+    item.kv_head = hand[3];
+    item.head_block = hand[4];
+    item.q_tile = hand[5];
+    item.split_slot = hand[7];
+    const int step_count = hand[6];
+    const index_t first_q_head = first_q_head_of(item);
+    index_t fold_tile = -1;
+    std::uint64_t fold_bits = 0;
+    if constexpr (folds_sink) {
+      const int fold = hand[1];
+      if (fold >= 0) {
+        fold_tile = fold >> 1;
+        const int column = (fold & 1) ? kv_tile - wp.fold_rows : 0;
+        fold_bits = (((std::uint64_t(1) << p.mask.sink_window().sink) - 1) << column) >> ((lane % 4) * 2);
+      }
+    }
+
+    unsigned qf[Dim / 16][4];
+    {
+      const int mat = lane / 8, r = lane % 8;
+      const int row = warp * 16 + r + (mat % 2) * 8;
+#pragma unroll
+      for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
+    }
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar(1));
+
+    float acc[d_tiles][4];
+#pragma unroll
+    for (int dt = 0; dt < d_tiles; ++dt) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
+    float row_max[2] = {minus_inf, minus_inf}, row_sum[2] = {0.0f, 0.0f};
+    index_t row_position[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) row_position[h] = g.first_position(item.q_tile) + row_offset[h];
+
+    // The landed stage of the next step and its two plan tiles' entries (-1: none).
+    auto next_stage = [&](unsigned& stage, int (&entry)[2]) {
+      stage = n % pair_stages;
+      mbar_wait(bar(2 + stage), (n / pair_stages) & 1u);
+      ++n;
+      int e0 = 0, e1 = 0;
+      if (lane == 0)
+        asm volatile("ld.volatile.shared.v2.s32 {%0, %1}, [%2];\n"
+                     : "=r"(e0), "=r"(e1)
+                     : "r"(smem_address(&stage_entry[stage][0])));
+      entry[0] = __shfl_sync(0xffffffffu, e0, 0);
+      entry[1] = __shfl_sync(0xffffffffu, e1, 0);
+    };
+    auto issue_scores = [&](float (&s)[n_tiles][4], unsigned stage) {
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < Dim / 16; ++kk)
+        wgmma::mma_rs_n128_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
+      wgmma::commit();
+    };
+    auto issue_pv = [&](const unsigned (&a)[2 * kv_tile / 16][4], unsigned stage) {
+      wgmma::fence_operands(acc);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < 2 * kv_tile / 16; ++kk)
+        wgmma::mma_rs_n128<Kind>(acc, a[kk], v_desc + stage * stage_step + v_step(kk), 1);
+      wgmma::commit();
+    };
+    // Mask bits of this thread's two rows in each half of the stage (row_bits policies), and
+    // whether any score of the stage needs masking at all.
+    auto mask_bits = [&](std::uint64_t (&seen_bits)[2][2], const int (&entry)[2]) {
+      bool any = false;
+#pragma unroll
+      for (int sub = 0; sub < 2; ++sub) {
+        seen_bits[sub][0] = seen_bits[sub][1] = ~std::uint64_t(0);
+        if (entry[sub] < 0) {
+          seen_bits[sub][0] = seen_bits[sub][1] = 0;
+          any = true;
+          continue;
+        }
+        const index_t tile = entry[sub] >> 1;
+        const bool partial = (entry[sub] & 1) != 0;
+        const index_t keys = g.kv_keys(tile);
+        any = any || partial || keys < kv_tile;
+        if constexpr (row_bits) {
+          if (partial) {
+            quad_visible_bits(p.mask, row_position, g.first_key(tile), g.seq_k, lane, seen_bits[sub]);
+            if constexpr (folds_sink) {
+              if (tile == fold_tile) seen_bits[sub][0] |= fold_bits, seen_bits[sub][1] |= fold_bits;
+            }
+          } else if (keys < kv_tile) {
+            const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
+            seen_bits[sub][0] = seen_bits[sub][1] = key_bits >> ((lane % 4) * 2);
+          }
+        }
+      }
+      return any;
+    };
+    auto softmax = [&](float (&s)[n_tiles][4], const std::uint64_t (&seen_bits)[2][2], const int (&entry)[2],
+                       bool masked, float (&alpha)[2]) {
+      if (masked) {
+#pragma unroll
+        for (int nt = 0; nt < n_tiles; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int sub = nt / 8;
+            bool seen;
+            if constexpr (row_bits) {
+              seen = (seen_bits[sub][e / 2] >> ((nt % 8) * 8 + e % 2)) & 1u;
+            } else {
+              const int col = (nt % 8) * 8 + (lane % 4) * 2 + (e % 2);
+              const index_t tile = entry[sub] >> 1;
+              seen = entry[sub] >= 0 && col < g.kv_keys(tile) &&
+                     ((entry[sub] & 1) == 0 || trimix::visible(p.mask, row_position[e / 2], g.first_key(tile) + col, g.seq_k));
+            }
+            if (!seen) s[nt][e] = minus_inf;
+          }
+      }
+      const float scale = p.scale_log2, slack = wp.rescale_slack;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float mx0 = minus_inf, mx1 = minus_inf;
+#pragma unroll
+        for (int nt = 0; nt < n_tiles; ++nt) mx0 = fmaxf(mx0, s[nt][2 * h]), mx1 = fmaxf(mx1, s[nt][2 * h + 1]);
+        float mx = fmaxf(mx0, mx1);
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        // Lazy rescale (ws_rescale_slack, engine_cuda_ws.hpp).
+        const float m_tile = mx * scale;
+        const float m_new = m_tile > row_max[h] + slack ? m_tile : row_max[h];
+        const float shift = m_new == minus_inf ? 0.0f : m_new;
+        alpha[h] = m_new == row_max[h] ? 1.0f : fast_exp2(row_max[h] - m_new);
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < n_tiles; ++nt) {
+          s[nt][2 * h] = fast_exp2(fmaf(s[nt][2 * h], scale, -shift));
+          s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scale, -shift));
+          sum0 += s[nt][2 * h];
+          sum1 += s[nt][2 * h + 1];
+        }
+        row_sum[h] = row_sum[h] * alpha[h] + (sum0 + sum1);
+        row_max[h] = m_new;
+      }
+    };
+    auto pack_p = [&](const float (&s)[n_tiles][4], unsigned (&a)[2 * kv_tile / 16][4]) {
+#pragma unroll
+      for (int kk = 0; kk < 2 * kv_tile / 16; ++kk) {
+        a[kk][0] = pack<Kind>(s[2 * kk][0], s[2 * kk][1]);
+        a[kk][1] = pack<Kind>(s[2 * kk][2], s[2 * kk][3]);
+        a[kk][2] = pack<Kind>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        a[kk][3] = pack<Kind>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      }
+    };
+    auto release = [&](unsigned stage) {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(bar(2 + pair_stages + stage));
+    };
+    float row_inv[2], row_lse[2];
+    auto finish_rows = [&] {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float l = row_sum[h];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        row_inv[h] = l > 0.0f ? __fdividef(1.0f, l) : 0.0f;
+        row_lse[h] = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
+      }
+    };
+    if (step_count > 0) {
+      unsigned prev_stage;
+      int entry[2];
+      next_stage(prev_stage, entry);
+      float s[n_tiles][4];
+      wait_turn();
+      issue_scores(s, prev_stage);
+      pass_turn();
+      std::uint64_t seen_bits[2][2];
+      bool masked = mask_bits(seen_bits, entry);
+      wgmma::wait_all();
+      wgmma::fence_operands(s);
+      float alpha[2];
+      softmax(s, seen_bits, entry, masked, alpha);
+      unsigned a[2 * kv_tile / 16][4];
+      pack_p(s, a);
+      for (int i = 1; i < step_count; ++i) {
+        unsigned stage;
+        next_stage(stage, entry);
+        wait_turn();
+        issue_scores(s, stage);
+        issue_pv(a, prev_stage);
+        pass_turn();
+        masked = mask_bits(seen_bits, entry);
+        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        wgmma::fence_operands(s);
+        softmax(s, seen_bits, entry, masked, alpha);
+        wgmma::wait_all();
+        wgmma::fence_operands(acc);
+        release(prev_stage);
+        if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+#pragma unroll
+          for (int dt = 0; dt < d_tiles; ++dt) {
+            acc[dt][0] *= alpha[0];
+            acc[dt][1] *= alpha[0];
+            acc[dt][2] *= alpha[1];
+            acc[dt][3] *= alpha[1];
+          }
+        }
+        pack_p(s, a);
+        prev_stage = stage;
+      }
+      wait_turn();
+      issue_pv(a, prev_stage);
+      pass_turn();
+      finish_rows();
+      wgmma::wait_all();
+      wgmma::fence_operands(acc);
+      release(prev_stage);
+    } else {
+      finish_rows();
+    }
+
+    // o = acc / l and lse, or the partial slot of a split item (as engine_cuda_ws.hpp).
+    const index_t first_row = index_t(item.q_tile) * q_rows;
+    const index_t valid_rows = g.q_rows(item.q_tile);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = c * block_rows + warp * 16 + row_in_warp + h * 8;  // row of the item
+      const index_t i = row_offset[h];
+      const bool row_valid = i < valid_rows;
+      const float inv = row_inv[h], lse = row_lse[h];
+      const index_t head = first_q_head + row_head[h];
+      if (item.split_slot >= 0) {
+        if (!row_valid) continue;
+        float* out = p.partial_o + (index_t(item.split_slot) * pair_rows + r) * Dim;
+#pragma unroll
+        for (int dt = 0; dt < d_tiles; ++dt) {
+          const int col = dt * 8 + (lane % 4) * 2;
+          *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+        }
+        if (lane % 4 == 0) p.partial_lse[index_t(item.split_slot) * pair_rows + r] = lse;
+        continue;
+      }
+      Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
+#pragma unroll
+      for (int b = 0; b < d_tiles / 4; ++b) {
+        unsigned x[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) x[j] = pack<Kind>(acc[4 * b + j][2 * h] * inv, acc[4 * b + j][2 * h + 1] * inv);
+        quad_transpose(x, lane);
+        if (row_valid) *reinterpret_cast<uint4*>(out + (4 * b + lane % 4) * 8) = make_uint4(x[0], x[1], x[2], x[3]);
+      }
+      if (row_valid && p.lse && lane % 4 == 0)
+        p.lse[item.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
+    }
+  }
+#endif
+}
+
+/// Set by tests: the pair kernel declines, so that attention_kernel runs the 128-row items of a
+/// plan made for it (its fallback, in halves).
+inline bool& pair_declines() {
+  static bool declines = false;
+  return declines;
+}
+
+/// Launches of the pair kernel in this process (tests check that it ran where it should).
+inline std::atomic<long>& pair_launches() {
+  static std::atomic<long> count{0};
+  return count;
+}
+
+}  // namespace trimix::impl::cuda_engine
