@@ -14,7 +14,8 @@
 ///  - the consumers (setmaxnreg 232) keep Q in registers, compute S = Q K^T of 128 keys with
 ///    m64n128k16 wgmmas, overlap S(i + 1) with P(i) V(i) as in engine_cuda_ws.hpp, and take turns
 ///    at the tensor cores (FA3's ping-pong: named barriers order their wgmma issues, so one's
-///    softmax runs under the other's products; TRIMIX_CUDA_PING_PONG=0 turns the turns off).
+///    softmax runs under the other's products; TRIMIX_CUDA_PING_PONG=0 turns the turns off: within
+///    noise of each other at 3165080, bench/NOTES.md).
 /// Band items of SinkWindow policies carry their sink keys in another tile (sink_fold), as in the
 /// warp-specialised kernel. Included by engine_cuda.hpp after engine_cuda_ws.hpp.
 
@@ -73,7 +74,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   __shared__ WsTakenItem taken[2];
   static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(handoff) + sizeof(taken) == pair_static_bytes,
                 "pair_static_bytes counts these arrays");
-  constexpr bool folds_sink = has_sink_window<Mask>::value && has_visible_bits<Mask>::value;
+  constexpr bool folds_sink = ws_folds_sink<Mask>;
   auto bar = [&](int i) { return smem_address(&bars[i]); };
   // Shared memory: Q of consumer c at c * 16 KB ([2 column halves][64 rows][128 bytes]); stage s
   // at pair_q_bytes + s * pair_kv_bytes: K as [2 column halves][128 keys][128 bytes], then V alike,
@@ -107,23 +108,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(pair_producer_registers) : "memory");
     if (threadIdx.x != 0) return;
     const unsigned q_dst = smem_address(tiles);
-    auto take = [&](WsTakenItem& slot) {
-      const index_t idx = index_t(atomicAdd(wp.counter, 1u));
-      slot.index = idx < p.item_count ? std::int32_t(idx) : std::int32_t(p.item_count);
-      if (idx >= p.item_count) return;
-      const WorkItem it = p.items[idx];
-      slot.item = it;
-      slot.runs = p.runs[idx];
-      SinkFold fold;
-      if constexpr (folds_sink) {
-        if (wp.fold_rows > 0) {
-          fold = sink_fold(p.mask.sink_window(), g.first_position(it.q_tile), g.last_position(it.q_tile), kv_tile,
-                           g.seq_k, wp.fold_rows);
-          if (fold.tile >= 0 && !runs_hold_sink_fold(slot.runs, fold.tile)) fold.tile = -1;
-        }
-      }
-      slot.fold = fold.tile < 0 ? -1 : std::int32_t(fold.tile * 2 + (fold.column != 0 ? 1 : 0));
-    };
+    auto take = [&](WsTakenItem& slot) { ws_take_item(wp, slot); };
     take(taken[0]);
     unsigned n = 0;  // stages issued so far: stage n % pair_stages, its use n / pair_stages
     for (index_t k = 0;; ++k) {
@@ -255,18 +240,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   unsigned n = 0;  // stages consumed so far
   for (index_t k = 0;; ++k) {
     mbar_wait(bar(0), unsigned(k) & 1u);
-    int hand[8] = {};
-    if (lane == 0) {
-      const unsigned at = smem_address(&handoff);
-      asm volatile("ld.volatile.shared.v4.s32 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(hand[0]), "=r"(hand[1]), "=r"(hand[2]), "=r"(hand[3])
-                   : "r"(at));
-      asm volatile("ld.volatile.shared.v4.s32 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(hand[4]), "=r"(hand[5]), "=r"(hand[6]), "=r"(hand[7])
-                   : "r"(at + 16));
-    }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) hand[i] = __shfl_sync(0xffffffffu, hand[i], 0);
+    int hand[8];
+    ws_read_handoff(handoff, lane, hand);
     const int slot = hand[0];
     if (slot < 0) break;
     WorkItem item;
@@ -283,8 +258,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       const int fold = hand[1];
       if (fold >= 0) {
         fold_tile = fold >> 1;
-        const int column = (fold & 1) ? kv_tile - wp.fold_rows : 0;
-        fold_bits = (((std::uint64_t(1) << p.mask.sink_window().sink) - 1) << column) >> ((lane % 4) * 2);
+        fold_bits = ws_fold_bits(p.mask, fold, wp.fold_rows, lane);
       }
     }
 
@@ -326,41 +300,31 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         wgmma::mma_rs_n128_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
       wgmma::commit();
     };
-    auto issue_pv = [&](const unsigned (&a)[2 * kv_tile / 16][4], unsigned stage) {
+    // P V of the stage's first `key_steps` k16 steps (all 8, or 4 where its second half is empty).
+    auto issue_pv = [&](const unsigned (&a)[2 * kv_tile / 16][4], unsigned stage, auto key_steps) {
       wgmma::fence_operands(acc);
       wgmma::fence();
 #pragma unroll
-      for (int kk = 0; kk < 2 * kv_tile / 16; ++kk)
+      for (int kk = 0; kk < decltype(key_steps)::value; ++kk)
         wgmma::mma_rs_n128<Kind>(acc, a[kk], v_desc + stage * stage_step + v_step(kk), 1);
       wgmma::commit();
     };
-    // Mask bits of this thread's two rows in each half of the stage (row_bits policies), and
+    constexpr std::integral_constant<int, 2 * kv_tile / 16> whole_stage{};
+    // Mask bits of this thread's two rows in each half of the stage (none in an empty half), and
     // whether any score of the stage needs masking at all.
     auto mask_bits = [&](std::uint64_t (&seen_bits)[2][2], const int (&entry)[2]) {
       bool any = false;
 #pragma unroll
       for (int sub = 0; sub < 2; ++sub) {
-        seen_bits[sub][0] = seen_bits[sub][1] = ~std::uint64_t(0);
         if (entry[sub] < 0) {
           seen_bits[sub][0] = seen_bits[sub][1] = 0;
           any = true;
           continue;
         }
-        const index_t tile = entry[sub] >> 1;
+        const index_t tile = entry[sub] >> 1, keys = g.kv_keys(tile);
         const bool partial = (entry[sub] & 1) != 0;
-        const index_t keys = g.kv_keys(tile);
         any = any || partial || keys < kv_tile;
-        if constexpr (row_bits) {
-          if (partial) {
-            quad_visible_bits(p.mask, row_position, g.first_key(tile), g.seq_k, lane, seen_bits[sub]);
-            if constexpr (folds_sink) {
-              if (tile == fold_tile) seen_bits[sub][0] |= fold_bits, seen_bits[sub][1] |= fold_bits;
-            }
-          } else if (keys < kv_tile) {
-            const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
-            seen_bits[sub][0] = seen_bits[sub][1] = key_bits >> ((lane % 4) * 2);
-          }
-        }
+        ws_tile_bits(p.mask, g, row_position, tile, partial, keys, fold_tile, fold_bits, lane, seen_bits[sub]);
       }
       return any;
     };
@@ -384,56 +348,15 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
             if (!seen) s[nt][e] = minus_inf;
           }
       }
-      const float scale = p.scale_log2, slack = wp.rescale_slack;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float mx0 = minus_inf, mx1 = minus_inf;
-#pragma unroll
-        for (int nt = 0; nt < n_tiles; ++nt) mx0 = fmaxf(mx0, s[nt][2 * h]), mx1 = fmaxf(mx1, s[nt][2 * h + 1]);
-        float mx = fmaxf(mx0, mx1);
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        // Lazy rescale (ws_rescale_slack, engine_cuda_ws.hpp).
-        const float m_tile = mx * scale;
-        const float m_new = m_tile > row_max[h] + slack ? m_tile : row_max[h];
-        const float shift = m_new == minus_inf ? 0.0f : m_new;
-        alpha[h] = m_new == row_max[h] ? 1.0f : fast_exp2(row_max[h] - m_new);
-        float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < n_tiles; ++nt) {
-          s[nt][2 * h] = fast_exp2(fmaf(s[nt][2 * h], scale, -shift));
-          s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scale, -shift));
-          sum0 += s[nt][2 * h];
-          sum1 += s[nt][2 * h + 1];
-        }
-        row_sum[h] = row_sum[h] * alpha[h] + (sum0 + sum1);
-        row_max[h] = m_new;
-      }
+      ws_online_softmax(s, p.scale_log2, wp.rescale_slack, row_max, row_sum, alpha);
     };
-    auto pack_p = [&](const float (&s)[n_tiles][4], unsigned (&a)[2 * kv_tile / 16][4]) {
-#pragma unroll
-      for (int kk = 0; kk < 2 * kv_tile / 16; ++kk) {
-        a[kk][0] = pack<Kind>(s[2 * kk][0], s[2 * kk][1]);
-        a[kk][1] = pack<Kind>(s[2 * kk][2], s[2 * kk][3]);
-        a[kk][2] = pack<Kind>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        a[kk][3] = pack<Kind>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      }
-    };
+    auto pack_p = [&](const float (&s)[n_tiles][4], unsigned (&a)[2 * kv_tile / 16][4]) { ws_pack_p<Kind>(s, a); };
     auto release = [&](unsigned stage) {
       __syncwarp();
       if (lane == 0) mbar_arrive(bar(2 + pair_stages + stage));
     };
     float row_inv[2], row_lse[2];
-    auto finish_rows = [&] {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float l = row_sum[h];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        row_inv[h] = l > 0.0f ? __fdividef(1.0f, l) : 0.0f;
-        row_lse[h] = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
-      }
-    };
+    auto finish_rows = [&] { ws_finish_rows(row_sum, row_max, row_inv, row_lse); };
     if (step_count > 0) {
       unsigned prev_stage;
       int entry[2];
@@ -455,7 +378,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         next_stage(stage, entry);
         wait_turn();
         issue_scores(s, stage);
-        issue_pv(a, prev_stage);
+        issue_pv(a, prev_stage, whole_stage);
         pass_turn();
         masked = mask_bits(seen_bits, entry);
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
@@ -477,7 +400,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         prev_stage = stage;
       }
       wait_turn();
-      issue_pv(a, prev_stage);
+      // An odd tile count leaves the last stage's second half empty (P 0 there): its 4 k-steps
+      // are skipped. Outside the loop, and waited for at once below.
+      if (entry[1] < 0) issue_pv(a, prev_stage, std::integral_constant<int, kv_tile / 16>{});
+      else issue_pv(a, prev_stage, whole_stage);
       pass_turn();
       finish_rows();
       wgmma::wait_all();
@@ -487,39 +413,9 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       finish_rows();
     }
 
-    // o = acc / l and lse, or the partial slot of a split item (as engine_cuda_ws.hpp).
-    const index_t first_row = index_t(item.q_tile) * q_rows;
-    const index_t valid_rows = g.q_rows(item.q_tile);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = c * block_rows + warp * 16 + row_in_warp + h * 8;  // row of the item
-      const index_t i = row_offset[h];
-      const bool row_valid = i < valid_rows;
-      const float inv = row_inv[h], lse = row_lse[h];
-      const index_t head = first_q_head + row_head[h];
-      if (item.split_slot >= 0) {
-        if (!row_valid) continue;
-        float* out = p.partial_o + (index_t(item.split_slot) * pair_rows + r) * Dim;
-#pragma unroll
-        for (int dt = 0; dt < d_tiles; ++dt) {
-          const int col = dt * 8 + (lane % 4) * 2;
-          *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
-        }
-        if (lane % 4 == 0) p.partial_lse[index_t(item.split_slot) * pair_rows + r] = lse;
-        continue;
-      }
-      Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
-#pragma unroll
-      for (int b = 0; b < d_tiles / 4; ++b) {
-        unsigned x[4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) x[j] = pack<Kind>(acc[4 * b + j][2 * h] * inv, acc[4 * b + j][2 * h + 1] * inv);
-        quad_transpose(x, lane);
-        if (row_valid) *reinterpret_cast<uint4*>(out + (4 * b + lane % 4) * 8) = make_uint4(x[0], x[1], x[2], x[3]);
-      }
-      if (row_valid && p.lse && lane % 4 == 0)
-        p.lse[item.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
-    }
+    // o = acc / l and lse, or the partial slot of a split item.
+    ws_store_rows<Kind, Dim>(p, item, first_q_head, pair_rows, c * block_rows + warp * 16 + row_in_warp, row_offset,
+                             row_head, acc, row_inv, row_lse, lane);
   }
 #endif
 }

@@ -1,6 +1,7 @@
 #pragma once
 /// \file engine_cuda_ws.hpp
-/// Warp-specialised kernel of the CUDA engine (sm_90a, head dims 64 and 128, position-only masks):
+/// Warp-specialised kernel of the CUDA engine (sm_90a, head dims 64 and 128, position-only masks;
+/// at 128 it runs where plans have 64-row items, TRIMIX_CUDA_PAIR=0, engine_cuda_pair.hpp otherwise):
 /// FlashAttention-3's shape on the shared plan. One persistent CTA per SM of a producer warpgroup
 /// and ws_consumers<Dim> consumer warpgroups (two at head dim 128, three at 64):
 ///  - warpgroup 0 is the producer: one thread per consumer takes the consumer's items from a
@@ -148,6 +149,196 @@ __device__ __forceinline__ void quad_transpose(unsigned (&x)[4], int lane) {
   }
 }
 
+// Pieces of the consumers' and producers' work that the warp-specialised and the pair kernel
+// (engine_cuda_pair.hpp) share. Force-inlined: each kernel keeps its own register allocation.
+
+/// Band policies (Streaming, Triangle) carry a band item's sink keys in another of its tiles.
+template <class Mask>
+constexpr bool ws_folds_sink = has_sink_window<Mask>::value && has_visible_bits<Mask>::value;
+
+/// The producer takes the next item in plan order (longest first; whichever consumer or CTA asks
+/// next) into `slot`, with its runs and sink fold.
+template <class Elem, class Mask>
+__device__ __forceinline__ void ws_take_item(const WsParams<Elem, Mask>& wp, WsTakenItem& slot) {
+  const Params<Elem, Mask>& p = wp.p;
+  const TileGeometry& g = p.geometry;
+  const index_t idx = index_t(atomicAdd(wp.counter, 1u));
+  slot.index = idx < p.item_count ? std::int32_t(idx) : std::int32_t(p.item_count);
+  if (idx >= p.item_count) return;
+  const WorkItem it = p.items[idx];
+  slot.item = it;
+  slot.runs = p.runs[idx];
+  SinkFold fold;
+  if constexpr (ws_folds_sink<Mask>) {
+    if (wp.fold_rows > 0) {
+      fold = sink_fold(p.mask.sink_window(), g.first_position(it.q_tile), g.last_position(it.q_tile), kv_tile,
+                       g.seq_k, wp.fold_rows);
+      if (fold.tile >= 0 && !runs_hold_sink_fold(slot.runs, fold.tile)) fold.tile = -1;
+    }
+  }
+  slot.fold = fold.tile < 0 ? -1 : std::int32_t(fold.tile * 2 + (fold.column != 0 ? 1 : 0));
+}
+
+/// The handoff, read by lane 0 in two 16-byte loads (volatile: kept inside the branch; an mbarrier
+/// arrive releases only the arriving thread's reads, and lane 0 arrives for the warp) and
+/// shuffled to the warp.
+__device__ __forceinline__ void ws_read_handoff(const WsHandoff& from, int lane, int (&hand)[8]) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i) hand[i] = 0;
+  if (lane == 0) {
+    const unsigned at = smem_address(&from);
+    asm volatile("ld.volatile.shared.v4.s32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(hand[0]), "=r"(hand[1]), "=r"(hand[2]), "=r"(hand[3])
+                 : "r"(at));
+    asm volatile("ld.volatile.shared.v4.s32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(hand[4]), "=r"(hand[5]), "=r"(hand[6]), "=r"(hand[7])
+                 : "r"(at + 16));
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) hand[i] = __shfl_sync(0xffffffffu, hand[i], 0);
+}
+
+/// The sink keys' mask bits in the tile that carries them (fold = tile * 2 + carried at the
+/// tile's end), in the quad's shift.
+template <class Mask>
+__device__ __forceinline__ std::uint64_t ws_fold_bits(const Mask& mask, int fold, int fold_rows, int lane) {
+  const int column = (fold & 1) ? kv_tile - fold_rows : 0;
+  return (((std::uint64_t(1) << mask.sink_window().sink) - 1) << column) >> ((lane % 4) * 2);
+}
+
+/// The mask bits of this thread's two rows in a 64-key tile (row_bits policies; all-ones
+/// otherwise, and for whole tiles): the policy's bits in partial tiles (with the sink keys where
+/// the tile carries them), the keys before seq_k in the last tile.
+template <class Mask>
+__device__ __forceinline__ void ws_tile_bits(const Mask& mask, const TileGeometry& g, const index_t (&row_position)[2],
+                                             index_t tile, bool partial, index_t keys, index_t fold_tile,
+                                             std::uint64_t fold_bits, int lane, std::uint64_t (&seen_bits)[2]) {
+  seen_bits[0] = seen_bits[1] = ~std::uint64_t(0);
+  if constexpr (has_visible_bits<Mask>::value) {
+    if (partial) {
+      quad_visible_bits(mask, row_position, g.first_key(tile), g.seq_k, lane, seen_bits);
+      if constexpr (ws_folds_sink<Mask>) {
+        if (tile == fold_tile) seen_bits[0] |= fold_bits, seen_bits[1] |= fold_bits;
+      }
+    } else if (keys < kv_tile) {
+      const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
+      seen_bits[0] = seen_bits[1] = key_bits >> ((lane % 4) * 2);
+    }
+  }
+}
+
+/// Masked scores (base 2 after `scale`) -> probabilities in place; the running max and sum of
+/// this thread's two rows move on; alpha: each row's factor for the accumulators. The scale
+/// (positive: the launches check) goes into the exponent's multiply-add, max(scale s) = scale
+/// max(s); two independent chains per reduction. Lazy rescale: the running max moves only when
+/// the tile's exceeds it by more than `slack` (ws_rescale_slack); else the probabilities stay
+/// below 2^slack against the old max, and alpha is exactly 1 (the warp then skips the
+/// accumulators' multiplies).
+template <int NT>
+__device__ __forceinline__ void ws_online_softmax(float (&s)[NT][4], float scale, float slack, float (&row_max)[2],
+                                                  float (&row_sum)[2], float (&alpha)[2]) {
+  constexpr float minus_inf = minus_infinity;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx0 = minus_inf, mx1 = minus_inf;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mx0 = fmaxf(mx0, s[nt][2 * h]), mx1 = fmaxf(mx1, s[nt][2 * h + 1]);
+    float mx = fmaxf(mx0, mx1);
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_tile = mx * scale;
+    const float m_new = m_tile > row_max[h] + slack ? m_tile : row_max[h];
+    const float shift = m_new == minus_inf ? 0.0f : m_new;
+    alpha[h] = m_new == row_max[h] ? 1.0f : fast_exp2(row_max[h] - m_new);
+    float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      s[nt][2 * h] = fast_exp2(fmaf(s[nt][2 * h], scale, -shift));
+      s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scale, -shift));
+      sum0 += s[nt][2 * h];
+      sum1 += s[nt][2 * h + 1];
+    }
+    row_sum[h] = row_sum[h] * alpha[h] + (sum0 + sum1);
+    row_max[h] = m_new;
+  }
+}
+
+/// Probabilities -> the A fragments of P V (16-bit pairs), one per k16 step.
+template <int Kind, int NT>
+__device__ __forceinline__ void ws_pack_p(const float (&s)[NT][4], unsigned (&a)[NT / 2][4]) {
+#pragma unroll
+  for (int kk = 0; kk < NT / 2; ++kk) {
+    a[kk][0] = pack<Kind>(s[2 * kk][0], s[2 * kk][1]);
+    a[kk][1] = pack<Kind>(s[2 * kk][2], s[2 * kk][3]);
+    a[kk][2] = pack<Kind>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    a[kk][3] = pack<Kind>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+  }
+}
+
+/// Each row's 1 / l and lse once its sums are final: the quad's shuffles, a reciprocal (MUFU.RCP:
+/// no IEEE division's slow path) and a log; issued under the last P V (timeline: epilogue 2115 ->
+/// 1649 cycles, last P V 403 -> 522; within noise in time).
+__device__ __forceinline__ void ws_finish_rows(const float (&row_sum)[2], const float (&row_max)[2],
+                                               float (&row_inv)[2], float (&row_lse)[2]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float l = row_sum[h];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    row_inv[h] = l > 0.0f ? __fdividef(1.0f, l) : 0.0f;
+    row_lse[h] = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_infinity;
+  }
+}
+
+/// o = acc / l and lse of this thread's two rows (item rows first_row_of_thread and + 8, at
+/// row_offset / row_head in the item), or the partial slot of a split item (item_rows per slot).
+/// The same lines as the end of attention_kernel (shared with it as one inline function they
+/// changed that kernel's register allocation: spill stores 12 -> 28 B at head dim 128, ptxas),
+/// except that o leaves in 16-byte stores (quad_transpose; the engine takes o only with 16-byte
+/// rows, handles_views): 4-byte stores wrote half sectors.
+template <int Kind, int Dim, class Elem, class Mask>
+__device__ __forceinline__ void ws_store_rows(const Params<Elem, Mask>& p, const WorkItem& item, index_t first_q_head,
+                                              int item_rows, int first_row_of_thread, const int (&row_offset)[2],
+                                              const int (&row_head)[2], const float (&acc)[Dim / 8][4],
+                                              const float (&row_inv)[2], const float (&row_lse)[2], int lane) {
+  constexpr int d_tiles = Dim / 8;
+  const Problem& pr = p.problem;
+  const TileGeometry& g = p.geometry;
+  const index_t first_row = index_t(item.q_tile) * g.q_tile;
+  const index_t valid_rows = g.q_rows(item.q_tile);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = first_row_of_thread + h * 8;
+    const index_t i = row_offset[h];
+    const bool row_valid = i < valid_rows;  // the same for the four lanes of a quad
+    const float inv = row_inv[h], lse = row_lse[h];
+    const index_t head = first_q_head + row_head[h];
+    if (item.split_slot >= 0) {
+      if (!row_valid) continue;
+      float* out = p.partial_o + (index_t(item.split_slot) * item_rows + r) * Dim;
+#pragma unroll
+      for (int dt = 0; dt < d_tiles; ++dt) {
+        const int col = dt * 8 + (lane % 4) * 2;
+        *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+      }
+      if (lane % 4 == 0) p.partial_lse[index_t(item.split_slot) * item_rows + r] = lse;
+      continue;
+    }
+    // Every lane of the warp shuffles; the quads of rows past the end store nothing.
+    Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
+#pragma unroll
+    for (int b = 0; b < d_tiles / 4; ++b) {
+      unsigned x[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) x[j] = pack<Kind>(acc[4 * b + j][2 * h] * inv, acc[4 * b + j][2 * h + 1] * inv);
+      quad_transpose(x, lane);
+      if (row_valid) *reinterpret_cast<uint4*>(out + (4 * b + lane % 4) * 8) = make_uint4(x[0], x[1], x[2], x[3]);
+    }
+    if (row_valid && p.lse && lane % 4 == 0)
+      p.lse[item.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
+  }
+}
+
 template <int Dim, int Kind, class Elem, class Mask>
 __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const __grid_constant__ WsParams<Elem, Mask> wp) {
 #if TRIMIX_CUDA_WGMMA
@@ -182,8 +373,7 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
   __shared__ WsTakenItem taken[consumers][2];
   static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(handoff) + sizeof(taken) == ws_static_bytes<Dim>,
                 "ws_static_bytes counts these arrays");
-  // Band policies (Streaming, Triangle) carry a band item's sink keys in another of its tiles.
-  constexpr bool folds_sink = has_sink_window<Mask>::value && has_visible_bits<Mask>::value;
+  constexpr bool folds_sink = ws_folds_sink<Mask>;
   auto bar = [&](int c, int i) { return smem_address(&bars[c][i]); };
   if (threadIdx.x == 0) {
     for (int c = 0; c < consumers; ++c) {
@@ -210,25 +400,7 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
     if (warp >= consumers || lane != 0) return;
     const int c = warp;
     const unsigned q_dst = smem_address(tiles + c * consumer_bytes);
-    // Takes the next item in plan order (longest first; whichever consumer asks next) into `slot`,
-    // with its runs and sink fold.
-    auto take = [&](WsTakenItem& slot) {
-      const index_t idx = index_t(atomicAdd(wp.counter, 1u));
-      slot.index = idx < p.item_count ? std::int32_t(idx) : std::int32_t(p.item_count);
-      if (idx >= p.item_count) return;
-      const WorkItem it = p.items[idx];
-      slot.item = it;
-      slot.runs = p.runs[idx];
-      SinkFold fold;
-      if constexpr (folds_sink) {
-        if (wp.fold_rows > 0) {
-          fold = sink_fold(p.mask.sink_window(), g.first_position(it.q_tile), g.last_position(it.q_tile), kv_tile,
-                           g.seq_k, wp.fold_rows);
-          if (fold.tile >= 0 && !runs_hold_sink_fold(slot.runs, fold.tile)) fold.tile = -1;
-        }
-      }
-      slot.fold = fold.tile < 0 ? -1 : std::int32_t(fold.tile * 2 + (fold.column != 0 ? 1 : 0));
-    };
+    auto take = [&](WsTakenItem& slot) { ws_take_item(wp, slot); };
     take(taken[c][0]);
     unsigned n = 0;  // tiles issued so far: stage n % ws_stages, its use n / ws_stages
     for (index_t k = 0;; ++k) {
@@ -347,20 +519,8 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
   unsigned n = 0;  // tiles consumed so far
   for (index_t k = 0;; ++k) {
     mbar_wait(bar(c, 0), unsigned(k) & 1u);
-    // The handoff: two 16-byte loads by lane 0 (volatile: kept inside the branch, see from_lane0),
-    // eight independent shuffles.
-    int hand[8] = {};
-    if (lane == 0) {
-      const unsigned at = smem_address(&handoff[c]);
-      asm volatile("ld.volatile.shared.v4.s32 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(hand[0]), "=r"(hand[1]), "=r"(hand[2]), "=r"(hand[3])
-                   : "r"(at));
-      asm volatile("ld.volatile.shared.v4.s32 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(hand[4]), "=r"(hand[5]), "=r"(hand[6]), "=r"(hand[7])
-                   : "r"(at + 16));
-    }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) hand[i] = __shfl_sync(0xffffffffu, hand[i], 0);
+    int hand[8];
+    ws_read_handoff(handoff[c], lane, hand);
     const int slot = hand[0];
     if (slot < 0) break;
     WorkItem item;  // the fields the consumer uses (tile_begin / tile_end: tile_count below)
@@ -378,8 +538,7 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
       const int fold = hand[1];
       if (fold >= 0) {
         fold_tile = fold >> 1;
-        const int column = (fold & 1) ? kv_tile - wp.fold_rows : 0;
-        fold_bits = (((std::uint64_t(1) << p.mask.sink_window().sink) - 1) << column) >> ((lane % 4) * 2);
+        fold_bits = ws_fold_bits(p.mask, fold, wp.fold_rows, lane);
       }
     }
 
@@ -434,25 +593,11 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
       }
       wgmma::commit();
     };
-    // The mask bits of this thread's two rows in a tile (row_bits policies), all-ones otherwise.
     auto mask_bits = [&](std::uint64_t (&seen_bits)[2], index_t tile, bool partial, index_t keys) {
-      seen_bits[0] = seen_bits[1] = ~std::uint64_t(0);
-      if constexpr (row_bits) {
-        if (partial) {
-          quad_visible_bits(p.mask, row_position, g.first_key(tile), g.seq_k, lane, seen_bits);
-          if constexpr (folds_sink) {
-            if (tile == fold_tile) seen_bits[0] |= fold_bits, seen_bits[1] |= fold_bits;
-          }
-        } else if (keys < kv_tile) {
-          const std::uint64_t key_bits = keys >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << keys) - 1;
-          seen_bits[0] = seen_bits[1] = key_bits >> ((lane % 4) * 2);
-        }
-      }
+      ws_tile_bits(p.mask, g, row_position, tile, partial, keys, fold_tile, fold_bits, lane, seen_bits);
     };
-    // Scores of a landed S -> probabilities in place (base 2, masked -inf), the running max and
-    // sum move on; returns each row's factor for the accumulators. The scale (positive here: the
-    // launch checks) goes into the exponent's multiply-add, max(scale s) = scale max(s); two
-    // independent chains per reduction.
+    // Scores of a landed S -> masked (-inf) -> probabilities in place (ws_online_softmax); alpha:
+    // each row's factor for the accumulators.
     auto softmax = [&](float (&s)[n_tiles][4], const std::uint64_t (&seen_bits)[2], index_t tile, bool partial,
                        index_t keys, float (&alpha)[2]) {
       const index_t j0 = g.first_key(tile);
@@ -471,62 +616,16 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
             if (!seen) s[nt][e] = minus_inf;
           }
       }
-      const float scale = p.scale_log2, slack = wp.rescale_slack;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float mx0 = minus_inf, mx1 = minus_inf;
-#pragma unroll
-        for (int nt = 0; nt < n_tiles; ++nt) mx0 = fmaxf(mx0, s[nt][2 * h]), mx1 = fmaxf(mx1, s[nt][2 * h + 1]);
-        float mx = fmaxf(mx0, mx1);
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        // Lazy rescale: the running max moves only when the tile's exceeds it by more than
-        // ws_rescale_slack; else the probabilities of this tile stay below 2^slack against the
-        // old max, and alpha is exactly 1 (the warp then skips the accumulators' multiplies).
-        const float m_tile = mx * scale;
-        const float m_new = m_tile > row_max[h] + slack ? m_tile : row_max[h];
-        const float shift = m_new == minus_inf ? 0.0f : m_new;
-        alpha[h] = m_new == row_max[h] ? 1.0f : fast_exp2(row_max[h] - m_new);
-        float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < n_tiles; ++nt) {
-          s[nt][2 * h] = fast_exp2(fmaf(s[nt][2 * h], scale, -shift));
-          s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scale, -shift));
-          sum0 += s[nt][2 * h];
-          sum1 += s[nt][2 * h + 1];
-        }
-        row_sum[h] = row_sum[h] * alpha[h] + (sum0 + sum1);
-        row_max[h] = m_new;
-      }
+      ws_online_softmax(s, p.scale_log2, wp.rescale_slack, row_max, row_sum, alpha);
     };
-    auto pack_p = [&](const float (&s)[n_tiles][4], unsigned (&a)[kv_tile / 16][4]) {
-#pragma unroll
-      for (int kk = 0; kk < kv_tile / 16; ++kk) {
-        a[kk][0] = pack<Kind>(s[2 * kk][0], s[2 * kk][1]);
-        a[kk][1] = pack<Kind>(s[2 * kk][2], s[2 * kk][3]);
-        a[kk][2] = pack<Kind>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        a[kk][3] = pack<Kind>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      }
-    };
+    auto pack_p = [&](const float (&s)[n_tiles][4], unsigned (&a)[kv_tile / 16][4]) { ws_pack_p<Kind>(s, a); };
     auto release = [&](unsigned stage) {
       __syncwarp();
       if (lane == 0) mbar_arrive(bar(c, 2 + ws_stages + stage));
     };
 
-    // Each row's 1 / l and lse once its sums are final: the quad's shuffles, a reciprocal (MUFU.RCP:
-    // no IEEE division's slow path) and a log, issued under the last P V (timeline: epilogue 2115
-    // -> 1649 cycles, last P V 403 -> 522; within noise in time).
     float row_inv[2], row_lse[2];
-    auto finish_rows = [&] {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float l = row_sum[h];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        row_inv[h] = l > 0.0f ? __fdividef(1.0f, l) : 0.0f;
-        row_lse[h] = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
-      }
-    };
+    auto finish_rows = [&] { ws_finish_rows(row_sum, row_max, row_inv, row_lse); };
     if (tile_count > 0) {
       // First tile: S, softmax, P kept for the next step.
       index_t tile;
@@ -586,44 +685,9 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
       finish_rows();
     }
 
-    // Finish: o = acc / l, lse; or the partial slot of a split item. The same lines as the end of
-    // attention_kernel (shared as one inline function they changed that kernel's register
-    // allocation: spill stores 12 -> 28 B at head dim 128, ptxas), except that o leaves in 16-byte
-    // stores (quad_transpose; the engine takes o only with 16-byte rows, handles_views): 4-byte
-    // stores wrote half sectors.
-    const index_t first_row = index_t(item.q_tile) * q_rows;
-    const index_t valid_rows = g.q_rows(item.q_tile);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = warp * 16 + row_in_warp + h * 8;
-      const index_t i = row_offset[h];
-      const bool row_valid = i < valid_rows;  // the same for the four lanes of a quad
-      const float inv = row_inv[h], lse = row_lse[h];
-      const index_t head = first_q_head + row_head[h];
-      if (item.split_slot >= 0) {
-        if (!row_valid) continue;
-        float* out = p.partial_o + (index_t(item.split_slot) * block_rows + r) * Dim;
-#pragma unroll
-        for (int dt = 0; dt < d_tiles; ++dt) {
-          const int col = dt * 8 + (lane % 4) * 2;
-          *reinterpret_cast<float2*>(out + col) = make_float2(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
-        }
-        if (lane % 4 == 0) p.partial_lse[index_t(item.split_slot) * block_rows + r] = lse;
-        continue;
-      }
-      // Every lane of the warp shuffles; the quads of rows past the end store nothing.
-      Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
-#pragma unroll
-      for (int b = 0; b < d_tiles / 4; ++b) {
-        unsigned x[4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) x[j] = pack<Kind>(acc[4 * b + j][2 * h] * inv, acc[4 * b + j][2 * h + 1] * inv);
-        quad_transpose(x, lane);
-        if (row_valid) *reinterpret_cast<uint4*>(out + (4 * b + lane % 4) * 8) = make_uint4(x[0], x[1], x[2], x[3]);
-      }
-      if (row_valid && p.lse && lane % 4 == 0)
-        p.lse[item.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
-    }
+    // o = acc / l and lse, or the partial slot of a split item.
+    ws_store_rows<Kind, Dim>(p, item, first_q_head, block_rows, warp * 16 + row_in_warp, row_offset, row_head, acc,
+                             row_inv, row_lse, lane);
   }
 #endif
 }
