@@ -357,6 +357,21 @@ constexpr int shared_bytes() {
 /// Static shared memory of the kernel: the tile list, the item descriptor, the list scan.
 constexpr int static_shared_bytes = int(sizeof(int) * (max_item_tiles + 1 + 2 * warps) + sizeof(WorkItem));
 
+/// acc *= alpha per row, skipped while every row of the warp has alpha exactly 1 (once a row's
+/// maximum settles its factor is exactly 1: long rows skip most tiles; exact).
+template <int DT>
+__device__ __forceinline__ void rescale_accumulators(float (&acc)[DT][4], const float (&alpha)[2]) {
+  if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) {
+      acc[dt][0] *= alpha[0];
+      acc[dt][1] *= alpha[0];
+      acc[dt][2] *= alpha[1];
+      acc[dt][3] *= alpha[1];
+    }
+  }
+}
+
 /// CTAs one SM runs at once, which the kernel is compiled for. wgmma path: three (at most 168
 /// registers per thread at 128 threads; 3 x 75 KB of shared memory at head dim 128 fit the SM's
 /// 228 KB): each CTA's tile steps are a dependent chain (S, softmax, P V, barrier), and a third
@@ -707,17 +722,7 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
       row_sum[h] = row_sum[h] * alpha[h] + sum;  // this thread's columns; the quad adds up at the end
       row_max[h] = m_new;
     }
-    // Once a row's maximum settles its factor is exactly 1: skip the multiplies while every row of
-    // the warp has settled (exact; the warp-specialised kernel does the same).
-    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
-#pragma unroll
-      for (int dt = 0; dt < d_tiles; ++dt) {
-        acc[dt][0] *= alpha[0];
-        acc[dt][1] *= alpha[0];
-        acc[dt][2] *= alpha[1];
-        acc[dt][3] *= alpha[1];
-      }
-    }
+    rescale_accumulators(acc, alpha);
     // O += P V: P leaves the score accumulators as A fragments (the same register layout for
     // mma.sync and wgmma); V through a descriptor (wgmma, transposed B) or ldmatrix.trans.
     {

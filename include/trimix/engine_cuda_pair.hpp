@@ -74,7 +74,6 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   __shared__ WsTakenItem taken[2];
   static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(handoff) + sizeof(taken) == pair_static_bytes,
                 "pair_static_bytes counts these arrays");
-  constexpr bool folds_sink = ws_folds_sink<Mask>;
   auto bar = [&](int i) { return smem_address(&bars[i]); };
   // Shared memory: Q of consumer c at c * 16 KB ([2 column halves][64 rows][128 bytes]); stage s
   // at pair_q_bytes + s * pair_kv_bytes: K as [2 column halves][128 keys][128 bytes], then V alike,
@@ -244,32 +243,15 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     ws_read_handoff(handoff, lane, hand);
     const int slot = hand[0];
     if (slot < 0) break;
-    WorkItem item;
-    item.batch = hand[2];
-    item.kv_head = hand[3];
-    item.head_block = hand[4];
-    item.q_tile = hand[5];
-    item.split_slot = hand[7];
+    const WorkItem item = ws_handoff_item(hand);
     const int step_count = hand[6];
     const index_t first_q_head = first_q_head_of(item);
-    index_t fold_tile = -1;
-    std::uint64_t fold_bits = 0;
-    if constexpr (folds_sink) {
-      const int fold = hand[1];
-      if (fold >= 0) {
-        fold_tile = fold >> 1;
-        fold_bits = ws_fold_bits(p.mask, fold, wp.fold_rows, lane);
-      }
-    }
+    index_t fold_tile;
+    std::uint64_t fold_bits;
+    ws_sink_fold_bits(p.mask, hand[1], wp.fold_rows, lane, fold_tile, fold_bits);
 
     unsigned qf[Dim / 16][4];
-    {
-      const int mat = lane / 8, r = lane % 8;
-      const int row = warp * 16 + r + (mat % 2) * 8;
-#pragma unroll
-      for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
-    }
-    __syncwarp();
+    ws_load_q<Dim>(sq, warp, lane, qf);
     if (lane == 0) mbar_arrive(bar(1));
 
     float acc[d_tiles][4];
@@ -387,15 +369,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         wgmma::wait_all();
         wgmma::fence_operands(acc);
         release(prev_stage);
-        if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
-#pragma unroll
-          for (int dt = 0; dt < d_tiles; ++dt) {
-            acc[dt][0] *= alpha[0];
-            acc[dt][1] *= alpha[0];
-            acc[dt][2] *= alpha[1];
-            acc[dt][3] *= alpha[1];
-          }
-        }
+        rescale_accumulators(acc, alpha);
         pack_p(s, a);
         prev_stage = stage;
       }

@@ -198,12 +198,44 @@ __device__ __forceinline__ void ws_read_handoff(const WsHandoff& from, int lane,
   for (int i = 0; i < 8; ++i) hand[i] = __shfl_sync(0xffffffffu, hand[i], 0);
 }
 
-/// The sink keys' mask bits in the tile that carries them (fold = tile * 2 + carried at the
-/// tile's end), in the quad's shift.
+/// The work item's fields a consumer uses, from the handoff (tile_begin / tile_end: the kernel's
+/// step count in hand[6]).
+__device__ __forceinline__ WorkItem ws_handoff_item(const int (&hand)[8]) {
+  WorkItem item;
+  item.batch = hand[2];
+  item.kv_head = hand[3];
+  item.head_block = hand[4];
+  item.q_tile = hand[5];
+  item.split_slot = hand[7];
+  return item;
+}
+
+/// Q of this warp's 16 rows of a 64-row tile in shared memory as A fragments of every k16 step.
+/// The TMA wrote the tile and all lanes read it: __syncwarp orders those reads before the lane 0
+/// arrive that releases the buffer.
+template <int Dim, class Elem>
+__device__ __forceinline__ void ws_load_q(const Elem* sq, int warp, int lane, unsigned (&qf)[Dim / 16][4]) {
+  const int mat = lane / 8, r = lane % 8;
+  const int row = warp * 16 + r + (mat % 2) * 8;
+#pragma unroll
+  for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
+  __syncwarp();
+}
+
+/// The tile that carries the item's sink keys (-1: none) and their mask bits there, in the quad's
+/// shift, from the handoff's fold (tile * 2 + carried at the tile's end; -1: none).
 template <class Mask>
-__device__ __forceinline__ std::uint64_t ws_fold_bits(const Mask& mask, int fold, int fold_rows, int lane) {
-  const int column = (fold & 1) ? kv_tile - fold_rows : 0;
-  return (((std::uint64_t(1) << mask.sink_window().sink) - 1) << column) >> ((lane % 4) * 2);
+__device__ __forceinline__ void ws_sink_fold_bits(const Mask& mask, int fold, int fold_rows, int lane, index_t& fold_tile,
+                                                  std::uint64_t& fold_bits) {
+  fold_tile = -1;
+  fold_bits = 0;
+  if constexpr (ws_folds_sink<Mask>) {
+    if (fold >= 0) {
+      fold_tile = fold >> 1;
+      const int column = (fold & 1) ? kv_tile - fold_rows : 0;
+      fold_bits = (((std::uint64_t(1) << mask.sink_window().sink) - 1) << column) >> ((lane % 4) * 2);
+    }
+  }
 }
 
 /// The mask bits of this thread's two rows in a 64-key tile (row_bits policies; all-ones
@@ -373,7 +405,6 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
   __shared__ WsTakenItem taken[consumers][2];
   static_assert(sizeof(bars) + sizeof(stage_entry) + sizeof(handoff) + sizeof(taken) == ws_static_bytes<Dim>,
                 "ws_static_bytes counts these arrays");
-  constexpr bool folds_sink = ws_folds_sink<Mask>;
   auto bar = [&](int c, int i) { return smem_address(&bars[c][i]); };
   if (threadIdx.x == 0) {
     for (int c = 0; c < consumers; ++c) {
@@ -523,35 +554,15 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
     ws_read_handoff(handoff[c], lane, hand);
     const int slot = hand[0];
     if (slot < 0) break;
-    WorkItem item;  // the fields the consumer uses (tile_begin / tile_end: tile_count below)
-    item.batch = hand[2];
-    item.kv_head = hand[3];
-    item.head_block = hand[4];
-    item.q_tile = hand[5];
-    item.split_slot = hand[7];
+    const WorkItem item = ws_handoff_item(hand);
     const int tile_count = hand[6];
     const index_t first_q_head = first_q_head_of(item);
-    // The tile that carries the sink keys (-1: none) and their bits there, in the quad's shift.
-    index_t fold_tile = -1;
-    std::uint64_t fold_bits = 0;
-    if constexpr (folds_sink) {
-      const int fold = hand[1];
-      if (fold >= 0) {
-        fold_tile = fold >> 1;
-        fold_bits = ws_fold_bits(p.mask, fold, wp.fold_rows, lane);
-      }
-    }
+    index_t fold_tile;
+    std::uint64_t fold_bits;
+    ws_sink_fold_bits(p.mask, hand[1], wp.fold_rows, lane, fold_tile, fold_bits);
 
-    // Q, which the TMA wrote, is read by all lanes; __syncwarp orders those reads before lane 0's
-    // arrive.
     unsigned qf[Dim / 16][4];
-    {
-      const int mat = lane / 8, r = lane % 8;
-      const int row = warp * 16 + r + (mat % 2) * 8;
-#pragma unroll
-      for (int kk = 0; kk < Dim / 16; ++kk) ldmatrix_x4(smem_address(sq + tile_offset(row, kk * 2 + mat / 2)), qf[kk]);
-    }
-    __syncwarp();
+    ws_load_q<Dim>(sq, warp, lane, qf);
     if (lane == 0) mbar_arrive(bar(c, 1));  // one arrive per warp
 
     float acc[d_tiles][4];
@@ -662,17 +673,7 @@ __global__ void __launch_bounds__(ws_threads<Dim>, 1) ws_attention_kernel(const 
         wgmma::wait_all();
         wgmma::fence_operands(acc);
         release(prev_stage);
-        // Once a row's maximum settles its factor is exactly 1: skip the 64 multiplies while every
-        // row of the warp has settled (exact; long rows skip most tiles).
-        if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
-#pragma unroll
-          for (int dt = 0; dt < d_tiles; ++dt) {
-            acc[dt][0] *= alpha[0];
-            acc[dt][1] *= alpha[0];
-            acc[dt][2] *= alpha[1];
-            acc[dt][3] *= alpha[1];
-          }
-        }
+        rescale_accumulators(acc, alpha);
         pack_p(s, a);
         prev_stage = stage;
       }
