@@ -963,10 +963,10 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     if (!(params.scale_log2 > 0.0f)) return false;
     static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
     static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
-    if (ws_shared_bytes<Dim> + ws_static_bytes<Dim> > optin || sms <= 0) return false;
+    const auto kernel = ws_attention_kernel<Dim, kind, T, Mask>;
+    if (!fits_shared_memory(kernel, ws_shared_bytes<Dim>, optin) || sms <= 0) return false;
     WsParams<T, Mask> wp{CUtensorMap{}, CUtensorMap{}, CUtensorMap{}, params, item_counter};
     if (!encode_maps(wp, unsigned(params.geometry.q_tile), unsigned(params.heads_per_item))) return false;
-    const auto kernel = ws_attention_kernel<Dim, kind, T, Mask>;
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ws_shared_bytes<Dim>),
           "cudaFuncSetAttribute");
     const index_t groups = (work.item_count() + ws_consumers<Dim> - 1) / ws_consumers<Dim>;
@@ -989,7 +989,10 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     if (work.item_count() == 0 || !work.runs_complete || !(params.scale_log2 > 0.0f) || pair_declines()) return false;
     static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
     static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
-    if (pair_shared_bytes + pair_static_bytes > optin || sms <= 0) return false;
+    const auto kernel = pair_attention_kernel<kind, T, Mask>;
+    if (!uses_wgmma() || !fits_shared_memory(kernel, pair_shared_bytes, optin) || sms <= 0) return false;
+    // Items of 2 x 64 rows: heads_per_item of packed_heads (1, 2, 4 or 8), q_tile of 128 / heads.
+    if (work.rows_per_item != pair_rows || 128 % params.heads_per_item != 0) return false;
     WsParams<T, Mask> wp{CUtensorMap{}, CUtensorMap{}, CUtensorMap{}, params, item_counter};
     // Each consumer's 64 rows as one Q box: half of the item's heads, or 64 of its positions.
     const int heads = int(params.heads_per_item);
@@ -1000,7 +1003,6 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
                      split_heads ? unsigned(heads / 2) : 1u))
       return false;
     wp.ping_pong = ping_pong_enabled();
-    const auto kernel = pair_attention_kernel<kind, T, Mask>;
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, pair_shared_bytes),
           "cudaFuncSetAttribute");
     index_t grid_limit = index_t(sms);
@@ -1010,6 +1012,15 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     check(cudaGetLastError(), "kernel launch");
     ++pair_launches();
     return true;
+  }
+
+  /// Whether `dynamic_bytes` of shared memory beside the kernel's static shared memory (as the
+  /// loaded code has it: the aligned dynamic array pads it) fit the device's opt-in limit.
+  template <class Kernel>
+  static bool fits_shared_memory(Kernel kernel, int dynamic_bytes, int optin) {
+    cudaFuncAttributes attributes{};
+    if (cudaFuncGetAttributes(&attributes, kernel) != cudaSuccess) return false;
+    return int(attributes.sharedSizeBytes) + dynamic_bytes <= optin;
   }
 
   /// The tensor maps of the warp-specialised and pair kernels: Q in boxes of q_box_rows positions x

@@ -34,7 +34,8 @@ constexpr int pair_producer_registers = 40, pair_consumer_registers = 232;
 static_assert(128 * (pair_producer_registers + 2 * pair_consumer_registers) <= 65536, "setmaxnreg budget");
 /// Named barriers of the ping-pong turns (0 is __syncthreads'), one per consumer.
 constexpr int pair_turn_barrier = 8;
-/// The kernel's static shared memory (the launch checks it with the dynamic part).
+/// The kernel's static shared memory, as declared (the launch checks the loaded kernel's, which
+/// the aligned dynamic array pads, with the dynamic part).
 constexpr int pair_static_bytes = int(sizeof(std::uint64_t) * (2 + 2 * pair_stages) + sizeof(int) * 2 * pair_stages +
                                       sizeof(WsHandoff) + 2 * sizeof(WsTakenItem));
 
@@ -80,8 +81,9 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   // so that one m64n128k16 reads 128 keys of K and a k16 step of P V 16 keys of V.
   const unsigned kv_base = smem_address(tiles + pair_q_bytes);
   {
-    // A stage's second half, where an item of an odd tile count leaves it unloaded, is masked but
-    // still multiplied: zeros first, so that it only ever holds finite values (0 x NaN is NaN).
+    // A stage's second half, where an item of an odd tile count leaves it unloaded (its last
+    // stage), has its scores masked and its P V skipped; zeros first all the same, so that no
+    // wgmma ever reads shared memory that nothing wrote.
     const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
     for (unsigned at = threadIdx.x * 16u; at < pair_stages * pair_kv_bytes; at += pair_threads * 16u)
       *reinterpret_cast<uint4*>(tiles + pair_q_bytes + at) = zero;

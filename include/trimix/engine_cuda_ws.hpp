@@ -64,8 +64,8 @@ struct alignas(16) WsHandoff {
   std::int32_t head_block = 0, q_tile = 0, tile_count = 0, split_slot = -1;
 };
 /// The kernel's static shared memory: per consumer its mbarriers, stage entries and handoff, and
-/// the producer's two taken items (the launch checks it with the dynamic part against the opt-in
-/// limit).
+/// the producer's two taken items, as declared (the launch checks the loaded kernel's, which the
+/// aligned dynamic array pads, with the dynamic part against the opt-in limit).
 template <int Dim>
 constexpr int ws_static_bytes =
     ws_consumers<Dim> * int(sizeof(std::uint64_t) * (2 + 2 * ws_stages) + sizeof(int) * ws_stages +
