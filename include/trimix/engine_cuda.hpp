@@ -866,10 +866,11 @@ inline bool pair_enabled();
 /// (TRIMIX_CUDA_WS=0 or TRIMIX_CUDA_PAIR=0: the 64-row kernels then run, for measuring).
 inline bool pair_plans(index_t dim) { return dim == 128 && uses_wgmma() && ws_enabled() && pair_enabled(); }
 
-/// Items the device runs at once at head dim `dim`: SMs for the pair kernel's plans; else SMs x the
-/// CTAs one SM's shared memory holds (1 KB of it reserved per CTA), at most the CTAs the loaded kernels are compiled for; SMs x
+/// Items the device runs at once at head dim `dim`: SMs for the pair kernel's plans; SMs x
 /// ws_consumers where the warp-specialised kernel may run (also for head-dependent masks, which
-/// keep attention_kernel: the plan's split share only). Asked once per process.
+/// keep attention_kernel: the plan's split share only); else SMs x the CTAs one SM's shared memory
+/// holds (1 KB of it reserved per CTA), at most the CTAs the loaded kernels are compiled for.
+/// Asked once per process.
 inline index_t concurrent_items(index_t dim, bool pair_plan) {
   static const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
   if (pair_plan) return index_t(sms);  // one 128-row item per SM
