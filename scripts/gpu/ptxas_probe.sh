@@ -38,10 +38,12 @@ import re, sys
 lines = open(sys.argv[1]).read().splitlines()
 for i, line in enumerate(lines):
     if "Compiling entry function" in line and ("ws_attention_kernel" in line or "pair_attention_kernel" in line) and "sm_90a" in line:
-        dim = re.search(r"ws_attention_kernelILi(\d+)E", line)
         if "pair_attention_kernel" in line:
-            dim = re.match(r"(.*)", "128, pair kernel")
+            kernel = "head dim 128, pair kernel"  # head dim 128 only
+        else:
+            dim = re.search(r"ws_attention_kernelILi(\d+)E", line)
+            kernel = f"head dim {dim.group(1) if dim else '?'}"
         mask = re.search(r"(Causal|Triangle)", line)
         info = [x.split(":", 1)[-1].strip() for x in lines[i + 1:i + 4] if "spill" in x or "registers" in x]
-        print(f"head dim {dim.group(1) if dim else '?'}, {mask.group(1) if mask else '?'}: " + "; ".join(info))
+        print(f"{kernel}, {mask.group(1) if mask else '?'}: " + "; ".join(info))
 PY
