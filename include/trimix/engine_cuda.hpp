@@ -132,6 +132,16 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned address, unsigned (&r
                : "r"(address));
 }
 
+/// The inverse of ldmatrix_x4: four 8 x 8 matrices of 16-bit elements from the mma fragment
+/// layout into shared memory (sm_90), lanes 8i to 8i + 7 giving matrix i's row addresses.
+__device__ __forceinline__ void stmatrix_x4(unsigned address, const unsigned (&r)[4]) {
+#if TRIMIX_CUDA_WGMMA
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(address), "r"(r[0]),
+               "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+#endif
+}
+
 /// d += a * b for one m16n8k16 tile (fp32 accumulators).
 template <int Kind>
 __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
@@ -1004,6 +1014,12 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
                      split_heads ? unsigned(heads / 2) : 1u))
       return false;
     wp.ping_pong = ping_pong_enabled();
+    // o in Q's boxes (handles_views gives it 16-byte rows, as the maps need).
+    const Problem& pr = params.problem;
+    wp.o_by_tma = tma_store_enabled() &&
+                  encode_tensor_map(wp.o_map, kind, params.o, pr.o, pr.batch, pr.q_heads, pr.seq_q, pr.head_dim,
+                                    split_heads ? unsigned(params.geometry.q_tile) : unsigned(block_rows),
+                                    split_heads ? unsigned(heads / 2) : 1u);
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, pair_shared_bytes),
           "cudaFuncSetAttribute");
     index_t grid_limit = index_t(sms);

@@ -15,7 +15,10 @@
 ///    m64n128k16 wgmmas, overlap S(i + 1) with P(i) V(i) as in engine_cuda_ws.hpp, and take turns
 ///    at the tensor cores (FA3's ping-pong: named barriers order their wgmma issues, so one's
 ///    softmax runs under the other's products; TRIMIX_CUDA_PING_PONG=0 turns the turns off: within
-///    noise of each other at 3165080, bench/NOTES.md).
+///    noise of each other at 3165080, bench/NOTES.md);
+///  - a consumer takes the next item's Q into registers at the end of an item, then stages the
+///    item's o in its Q half (stmatrix) for two bulk tensor stores in Q's boxes, instead of 16-byte
+///    stores from registers (TRIMIX_CUDA_TMA_STORE=0 gives those back, for measuring).
 /// Band items of SinkWindow policies carry their sink keys in another tile (sink_fold), as in the
 /// warp-specialised kernel. Included by engine_cuda.hpp after engine_cuda_ws.hpp.
 
@@ -32,8 +35,9 @@ constexpr int pair_shared_bytes = int(pair_q_bytes + pair_stages * pair_kv_bytes
 /// (acc 64 + S 64 + P 32 + Q 32 live across a step), the SM's 64K.
 constexpr int pair_producer_registers = 40, pair_consumer_registers = 232;
 static_assert(128 * (pair_producer_registers + 2 * pair_consumer_registers) <= 65536, "setmaxnreg budget");
-/// Named barriers of the ping-pong turns (0 is __syncthreads'), one per consumer.
-constexpr int pair_turn_barrier = 8;
+/// Named barriers of the ping-pong turns (0 is __syncthreads'), one per consumer; then one per
+/// consumer for its own 128 threads (the o staging).
+constexpr int pair_turn_barrier = 8, pair_consumer_barrier = 10;
 /// The kernel's static shared memory, as declared (the launch checks the loaded kernel's, which
 /// the aligned dynamic array pads, with the dynamic part).
 constexpr int pair_static_bytes = int(sizeof(std::uint64_t) * (2 + 2 * pair_stages) + sizeof(int) * 2 * pair_stages +
@@ -43,6 +47,13 @@ constexpr int pair_static_bytes = int(sizeof(std::uint64_t) * (2 + 2 * pair_stag
 /// and engine_cuda_ws.hpp's kernel runs, for measuring).
 inline bool pair_enabled() {
   static const bool answer = !switched_off("TRIMIX_CUDA_PAIR");
+  return answer;
+}
+
+/// Whether the pair kernel's o leaves through shared memory by bulk tensor stores
+/// (TRIMIX_CUDA_TMA_STORE=0: 16-byte stores from registers, for measuring).
+inline bool tma_store_enabled() {
+  static const bool answer = !switched_off("TRIMIX_CUDA_TMA_STORE");
   return answer;
 }
 
@@ -91,7 +102,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   }
   if (threadIdx.x == 0) {
     mbar_init(bar(0), 1);
-    mbar_init(bar(1), 2 * ws_consumer_warps);
+    mbar_init(bar(1), 2);  // one arrive per consumer (free_q)
     for (int s = 0; s < pair_stages; ++s) {
       mbar_init(bar(2 + s), 1);
       mbar_init(bar(2 + pair_stages + s), 2 * ws_consumer_warps);
@@ -238,11 +249,37 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   };
   if (c == 1) pass_turn();
 
+  // Q and o: a consumer takes the next item's Q into registers at the end of an item (take_q),
+  // then stages the item's o in its Q half (Q's layout and boxes) for two bulk tensor stores, so
+  // that o leaves without the ~1200 cycles of 16-byte stores from registers the warps waited on
+  // (the ws kernel's timeline, bench/NOTES.md). Its leader frees the Q half for the producer's
+  // next Q once the stores have read it, under the next item's first S (free_q).
+  const bool leader = tid == 0;
+  const unsigned sq_address = smem_address(sq);
+  auto consumer_sync = [&] { asm volatile("bar.sync %0, 128;\n" ::"r"(pair_consumer_barrier + c) : "memory"); };
+  int hand[8];
+  unsigned qf[Dim / 16][4];
+  auto take_q = [&](index_t k) {
+    mbar_wait(bar(0), unsigned(k) & 1u);
+    ws_read_handoff(handoff, lane, hand);
+    if (hand[0] >= 0) ws_load_q<Dim>(sq, warp, lane, qf);
+    consumer_sync();  // every warp holds Q: the Q half may be written
+  };
+  bool o_in_flight = false;  // the leader's bulk stores may still read the Q half
+  auto free_q = [&] {
+    if (leader) {
+      if (o_in_flight) bulk_wait_read();
+      o_in_flight = false;
+      mbar_arrive(bar(1));
+    }
+  };
+  // Lane `lane`'s row address for stmatrix_x4 (matrix lane / 8: rows + 8 for odd, tile + 1 for
+  // the upper two), as ws_load_q reads Q.
+  const int o_row = warp * 16 + lane % 8 + ((lane / 8) % 2) * 8, o_chunk = lane / 16;
+
+  take_q(0);
   unsigned n = 0;  // stages consumed so far
   for (index_t k = 0;; ++k) {
-    mbar_wait(bar(0), unsigned(k) & 1u);
-    int hand[8];
-    ws_read_handoff(handoff, lane, hand);
     const int slot = hand[0];
     if (slot < 0) break;
     const WorkItem item = ws_handoff_item(hand);
@@ -252,9 +289,6 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     std::uint64_t fold_bits;
     ws_sink_fold_bits(p.mask, hand[1], wp.fold_rows, lane, fold_tile, fold_bits);
 
-    unsigned qf[Dim / 16][4];
-    ws_load_q<Dim>(sq, warp, lane, qf);
-    if (lane == 0) mbar_arrive(bar(1));
 
     float acc[d_tiles][4];
 #pragma unroll
@@ -349,6 +383,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       wait_turn();
       issue_scores(s, prev_stage);
       pass_turn();
+      free_q();
       std::uint64_t seen_bits[2][2];
       bool masked = mask_bits(seen_bits, entry);
       wgmma::wait_all();
@@ -386,13 +421,38 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       wgmma::fence_operands(acc);
       release(prev_stage);
     } else {
+      free_q();
       finish_rows();
     }
 
-    // o = acc / l and lse, or the partial slot of a split item.
+    take_q(k + 1);
+    // o = acc / l through the Q half and two bulk stores (rows past the end are clipped by the
+    // tensor map), or from registers; lse; or the partial slot of a split item.
+    const bool staged = wp.o_by_tma && item.split_slot < 0;
+    if (staged) {
+#pragma unroll
+      for (int j = 0; j < d_tiles / 2; ++j) {
+        const unsigned x[4] = {pack<Kind>(acc[2 * j][0] * row_inv[0], acc[2 * j][1] * row_inv[0]),
+                               pack<Kind>(acc[2 * j][2] * row_inv[1], acc[2 * j][3] * row_inv[1]),
+                               pack<Kind>(acc[2 * j + 1][0] * row_inv[0], acc[2 * j + 1][1] * row_inv[0]),
+                               pack<Kind>(acc[2 * j + 1][2] * row_inv[1], acc[2 * j + 1][3] * row_inv[1])};
+        stmatrix_x4(sq_address + 2u * unsigned(tile_offset(o_row, 2 * j + o_chunk)), x);
+      }
+      fence_async_proxy();
+      consumer_sync();  // o is in the Q half
+      if (leader) {
+        const int first_row = int(index_t(item.q_tile) * q_rows);
+        for (int h = 0; h < halves; ++h)
+          tma_store(&wp.o_map, sq_address + h * half_tile_bytes, h * 64, first_row + c * wp.q_row_step,
+                    int(first_q_head) + c * wp.q_head_step, int(item.batch));
+        bulk_commit();
+        o_in_flight = true;
+      }
+    }
     ws_store_rows<Kind, Dim>(p, item, first_q_head, pair_rows, c * block_rows + warp * 16 + row_in_warp, row_offset,
-                             row_head, acc, row_inv, row_lse, lane);
+                             row_head, acc, row_inv, row_lse, lane, staged);
   }
+  if (leader && o_in_flight) bulk_wait();
 #endif
 }
 

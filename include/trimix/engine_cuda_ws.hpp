@@ -100,6 +100,10 @@ struct WsParams {
   /// (positions, heads), and whether the consumers take turns at the tensor cores.
   int q_row_step = 0, q_head_step = 0;
   bool ping_pong = true;
+  /// The pair kernel's o leaves through shared memory in o_map's boxes (Q's), by bulk tensor
+  /// stores; false: 16-byte stores from registers (TRIMIX_CUDA_TMA_STORE=0, for measuring).
+  bool o_by_tma = false;
+  CUtensorMap o_map;
 };
 
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
@@ -128,6 +132,20 @@ __device__ __forceinline__ void tma_load(unsigned dst, const CUtensorMap* map, u
       "l"(reinterpret_cast<std::uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
       : "memory");
 }
+
+/// One box of a 4-d tensor map from shared memory to global memory (a bulk group of this thread;
+/// the caller's generic-proxy writes must be fenced with fence_async_proxy first).
+__device__ __forceinline__ void tma_store(const CUtensorMap* map, unsigned src, int c0, int c1, int c2, int c3) {
+  asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+                   reinterpret_cast<std::uint64_t>(map)),
+               "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+/// This thread's bulk stores have read their shared memory (it may be written again).
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+/// This thread's bulk stores are complete.
+__device__ __forceinline__ void bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 
 /// A 4 x 4 transpose of 32-bit words inside a quad: lane t's word j goes to lane j's word t. In
 /// the accumulator layout lane t holds columns 2t, 2t + 1 of four 8-column tiles; afterwards it
@@ -327,12 +345,14 @@ __device__ __forceinline__ void ws_finish_rows(const float (&row_sum)[2], const 
 /// The same lines as the end of attention_kernel (shared with it as one inline function they
 /// changed that kernel's register allocation: spill stores 12 -> 28 B at head dim 128, ptxas),
 /// except that o leaves in 16-byte stores (quad_transpose; the engine takes o only with 16-byte
-/// rows, handles_views): 4-byte stores wrote half sectors.
+/// rows, handles_views): 4-byte stores wrote half sectors. o_staged: o left by the caller's bulk
+/// stores (the pair kernel), lse only.
 template <int Kind, int Dim, class Elem, class Mask>
 __device__ __forceinline__ void ws_store_rows(const Params<Elem, Mask>& p, const WorkItem& item, index_t first_q_head,
                                               int item_rows, int first_row_of_thread, const int (&row_offset)[2],
                                               const int (&row_head)[2], const float (&acc)[Dim / 8][4],
-                                              const float (&row_inv)[2], const float (&row_lse)[2], int lane) {
+                                              const float (&row_inv)[2], const float (&row_lse)[2], int lane,
+                                              bool o_staged = false) {
   constexpr int d_tiles = Dim / 8;
   const Problem& pr = p.problem;
   const TileGeometry& g = p.geometry;
@@ -357,14 +377,16 @@ __device__ __forceinline__ void ws_store_rows(const Params<Elem, Mask>& p, const
       continue;
     }
     // Every lane of the warp shuffles; the quads of rows past the end store nothing.
-    Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
+    if (!o_staged) {
+      Elem* out = p.o + pr.o(item.batch, head, first_row + i, 0);
 #pragma unroll
-    for (int b = 0; b < d_tiles / 4; ++b) {
-      unsigned x[4];
+      for (int b = 0; b < d_tiles / 4; ++b) {
+        unsigned x[4];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) x[j] = pack<Kind>(acc[4 * b + j][2 * h] * inv, acc[4 * b + j][2 * h + 1] * inv);
-      quad_transpose(x, lane);
-      if (row_valid) *reinterpret_cast<uint4*>(out + (4 * b + lane % 4) * 8) = make_uint4(x[0], x[1], x[2], x[3]);
+        for (int j = 0; j < 4; ++j) x[j] = pack<Kind>(acc[4 * b + j][2 * h] * inv, acc[4 * b + j][2 * h + 1] * inv);
+        quad_transpose(x, lane);
+        if (row_valid) *reinterpret_cast<uint4*>(out + (4 * b + lane % 4) * 8) = make_uint4(x[0], x[1], x[2], x[3]);
+      }
     }
     if (row_valid && p.lse && lane % 4 == 0)
       p.lse[item.batch * pr.lse_batch + head * pr.lse_head + (first_row + i) * pr.lse_seq] = lse;
