@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   }
   if (threadIdx.x == 0) {
     mbar_init(bar(0), 1);
-    mbar_init(bar(1), 2);  // one arrive per consumer (free_q)
+    mbar_init(bar(1), 2 * ws_consumer_warps);
     for (int s = 0; s < pair_stages; ++s) {
       mbar_init(bar(2 + s), 1);
       mbar_init(bar(2 + pair_stages + s), 2 * ws_consumer_warps);
@@ -250,10 +250,13 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   if (c == 1) pass_turn();
 
   // Q and o: a consumer takes the next item's Q into registers at the end of an item (take_q),
-  // then stages the item's o in its Q half (Q's layout and boxes) for two bulk tensor stores, so
-  // that o leaves without the ~1200 cycles of 16-byte stores from registers the warps waited on
-  // (the ws kernel's timeline, bench/NOTES.md). Its leader frees the Q half for the producer's
-  // next Q once the stores have read it, under the next item's first S (free_q).
+  // then stages the item's o in its Q half (Q's layout and boxes) for two bulk tensor stores by
+  // its leader thread, so that o leaves without 16-byte stores from registers (clock64 timeline:
+  // band items' epilogue 3030 -> 1785 cycles, bench/NOTES.md). The Q half is freed for the
+  // producer's next Q under the next item's first S (free_q): once the leader's stores have read
+  // it, each warp's lane 0 arrives for its warp's reads of Q and of the handoff (an mbarrier
+  // arrive releases the arriving thread's own accesses: compute-sanitizer's racecheck flags a
+  // handoff read that only a barrier orders before another thread's arrive).
   const bool leader = tid == 0;
   const unsigned sq_address = smem_address(sq);
   auto consumer_sync = [&] { asm volatile("bar.sync %0, 128;\n" ::"r"(pair_consumer_barrier + c) : "memory"); };
@@ -265,13 +268,14 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     if (hand[0] >= 0) ws_load_q<Dim>(sq, warp, lane, qf);
     consumer_sync();  // every warp holds Q: the Q half may be written
   };
-  bool o_in_flight = false;  // the leader's bulk stores may still read the Q half
+  bool o_in_flight = false;  // the leader's bulk stores may still read the Q half (uniform)
   auto free_q = [&] {
-    if (leader) {
-      if (o_in_flight) bulk_wait_read();
+    if (o_in_flight) {
+      if (leader) bulk_wait_read();
+      consumer_sync();
       o_in_flight = false;
-      mbar_arrive(bar(1));
     }
+    if (lane == 0) mbar_arrive(bar(1));
   };
   // Lane `lane`'s row address for stmatrix_x4 (matrix lane / 8: rows + 8 for odd, tile + 1 for
   // the upper two), as ws_load_q reads Q.
@@ -446,13 +450,14 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           tma_store(&wp.o_map, sq_address + h * half_tile_bytes, h * 64, first_row + c * wp.q_row_step,
                     int(first_q_head) + c * wp.q_head_step, int(item.batch));
         bulk_commit();
-        o_in_flight = true;
       }
+      o_in_flight = true;
     }
-    ws_store_rows<Kind, Dim>(p, item, first_q_head, pair_rows, c * block_rows + warp * 16 + row_in_warp, row_offset,
-                             row_head, acc, row_inv, row_lse, lane, staged);
+    if (!staged || p.lse)
+      ws_store_rows<Kind, Dim>(p, item, first_q_head, pair_rows, c * block_rows + warp * 16 + row_in_warp,
+                               row_offset, row_head, acc, row_inv, row_lse, lane, staged);
   }
-  if (leader && o_in_flight) bulk_wait();
+  if (leader && o_in_flight) bulk_wait();  // before the CTA's shared memory goes
 #endif
 }
 
