@@ -1014,7 +1014,6 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
                      split_heads ? unsigned(heads / 2) : 1u))
       return false;
     wp.ping_pong = ping_pong_enabled();
-    wp.defer_masked = defer_masked_enabled();
     // o in Q's boxes (handles_views gives it 16-byte rows, as the maps need).
     const Problem& pr = params.problem;
     wp.o_by_tma = tma_store_enabled() &&

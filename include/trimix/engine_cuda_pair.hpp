@@ -57,13 +57,6 @@ inline bool tma_store_enabled() {
   return answer;
 }
 
-/// Whether the pair kernel's producer moves an item's first tile to its end where that tile needs
-/// masking (TRIMIX_CUDA_DEFER_MASKED=0 keeps plan order, for measuring).
-inline bool defer_masked_enabled() {
-  static const bool answer = !switched_off("TRIMIX_CUDA_DEFER_MASKED");
-  return answer;
-}
-
 /// Whether the pair kernel's consumers take turns (TRIMIX_CUDA_PING_PONG=0 turns it off, for
 /// measuring).
 inline bool ping_pong_enabled() {
@@ -201,42 +194,19 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         ++n;
         if (++issued == pair_stages) take(taken[(k + 1) & 1]);
       };
-      // A first tile that needs masking (a band item's window start) goes last: the first stage's
-      // S, softmax and P run outside the consumers' tile loop, once an item, where masking cost
-      // ~850 cycles more than in the loop (clock64 timeline, bench/NOTES.md); the order of an
-      // item's keys does not change its softmax.
       const int run_count = cur.runs.count;
-      int deferred = -1;  // that tile
-      if (wp.defer_masked && tiles_visited >= 3 && run_count > 0) {
-        // The first tile visited: the first run's, or past the sink tile where fold_tile carries it.
-        int r0 = 0, first = int(cur.runs.begin[0]);
-        if (first == 0 && fold_tile >= 0) {
-          if (cur.runs.end[0] > 1) first = 1;
-          else r0 = 1, first = run_count > 1 ? int(cur.runs.begin[1]) : -1;
-        }
-        if (first >= 0 && (((cur.runs.partial >> r0) & 1u) != 0 || first == fold_tile)) deferred = first;
-      }
       for (int r = 0; r < run_count; ++r) {
         const bool partial = ((cur.runs.partial >> r) & 1u) != 0;
         const index_t run_end = cur.runs.end[r];
         for (index_t tile = cur.runs.begin[r]; tile < run_end; ++tile) {
           if (tile == 0 && fold_tile >= 0) continue;  // its keys ride in fold_tile
           const int entry = int(tile) * 2 + int(partial || tile == fold_tile);
-          if (tile == deferred) continue;
           if (held < 0) {
             held = tile, held_entry = entry;
           } else {
             issue_stage(held, held_entry, tile, entry);
             held = -1;
           }
-        }
-      }
-      if (deferred >= 0) {
-        if (held >= 0) {
-          issue_stage(held, held_entry, deferred, deferred * 2 + 1);
-          held = -1;
-        } else {
-          held = deferred, held_entry = deferred * 2 + 1;
         }
       }
       if (held >= 0) issue_stage(held, held_entry, -1, -1);

@@ -104,8 +104,6 @@ struct WsParams {
   /// stores; false: 16-byte stores from registers (TRIMIX_CUDA_TMA_STORE=0, for measuring).
   bool o_by_tma = false;
   CUtensorMap o_map;
-  /// The pair kernel's producer issues an item's first tile last where it needs masking.
-  bool defer_masked = true;
 };
 
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
