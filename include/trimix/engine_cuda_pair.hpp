@@ -333,31 +333,32 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     };
     constexpr std::integral_constant<int, 2 * kv_tile / 16> whole_stage{};
     // Mask bits of this thread's two rows in each half of the stage (none in an empty half), and
-    // whether any score of the stage needs masking at all.
+    // which halves need masking at all (bit sub).
     auto mask_bits = [&](std::uint64_t (&seen_bits)[2][2], const int (&entry)[2]) {
-      bool any = false;
+      int halves_masked = 0;
 #pragma unroll
       for (int sub = 0; sub < 2; ++sub) {
         if (entry[sub] < 0) {
           seen_bits[sub][0] = seen_bits[sub][1] = 0;
-          any = true;
+          halves_masked |= 1 << sub;
           continue;
         }
         const index_t tile = entry[sub] >> 1, keys = g.kv_keys(tile);
         const bool partial = (entry[sub] & 1) != 0;
-        any = any || partial || keys < kv_tile;
+        if (partial || keys < kv_tile) halves_masked |= 1 << sub;
         ws_tile_bits(p.mask, g, row_position, tile, partial, keys, fold_tile, fold_bits, lane, seen_bits[sub]);
       }
-      return any;
+      return halves_masked;
     };
     auto softmax = [&](float (&s)[n_tiles][4], const std::uint64_t (&seen_bits)[2][2], const int (&entry)[2],
-                       bool masked, float (&alpha)[2]) {
-      if (masked) {
+                       int masked, float (&alpha)[2]) {
 #pragma unroll
-        for (int nt = 0; nt < n_tiles; ++nt)
+      for (int sub = 0; sub < 2; ++sub) {
+        if (((masked >> sub) & 1) == 0) continue;  // only the halves that need it
+#pragma unroll
+        for (int nt = sub * 8; nt < sub * 8 + 8; ++nt)
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const int sub = nt / 8;
             bool seen;
             if constexpr (row_bits) {
               seen = (seen_bits[sub][e / 2] >> ((nt % 8) * 8 + e % 2)) & 1u;
@@ -389,7 +390,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       pass_turn();
       free_q();
       std::uint64_t seen_bits[2][2];
-      bool masked = mask_bits(seen_bits, entry);
+      int masked = mask_bits(seen_bits, entry);
       wgmma::wait_all();
       wgmma::fence_operands(s);
       float alpha[2];
