@@ -1010,16 +1010,14 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     const bool split_heads = heads >= 2;
     wp.q_row_step = split_heads ? 0 : block_rows;
     wp.q_head_step = split_heads ? heads / 2 : 0;
-    if (!encode_maps(wp, split_heads ? unsigned(params.geometry.q_tile) : unsigned(block_rows),
-                     split_heads ? unsigned(heads / 2) : 1u))
-      return false;
+    const unsigned box_rows = split_heads ? unsigned(params.geometry.q_tile) : unsigned(block_rows);
+    const unsigned box_heads = split_heads ? unsigned(heads / 2) : 1u;
+    if (!encode_maps(wp, box_rows, box_heads)) return false;
     wp.ping_pong = ping_pong_enabled();
     // o in Q's boxes (handles_views gives it 16-byte rows, as the maps need).
     const Problem& pr = params.problem;
-    wp.o_by_tma = tma_store_enabled() &&
-                  encode_tensor_map(wp.o_map, kind, params.o, pr.o, pr.batch, pr.q_heads, pr.seq_q, pr.head_dim,
-                                    split_heads ? unsigned(params.geometry.q_tile) : unsigned(block_rows),
-                                    split_heads ? unsigned(heads / 2) : 1u);
+    wp.o_by_tma = tma_store_enabled() && encode_tensor_map(wp.o_map, kind, params.o, pr.o, pr.batch, pr.q_heads,
+                                                           pr.seq_q, pr.head_dim, box_rows, box_heads);
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, pair_shared_bytes),
           "cudaFuncSetAttribute");
     index_t grid_limit = index_t(sms);

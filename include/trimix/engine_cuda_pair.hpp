@@ -293,7 +293,6 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     std::uint64_t fold_bits;
     ws_sink_fold_bits(p.mask, hand[1], wp.fold_rows, lane, fold_tile, fold_bits);
 
-
     float acc[d_tiles][4];
 #pragma unroll
     for (int dt = 0; dt < d_tiles; ++dt) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
