@@ -180,7 +180,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         }
       };
       int issued = 0;  // the next item is taken once this one's first pair_stages stages are issued
-      index_t held = -1;
+      // The tile held for the next stage's second half (-1: none). An odd tile count puts its
+      // lone tile in the item's first stage (-2: the next tile goes alone), whose S the consumers
+      // then compute at half width (m64n64k16), with half the softmax.
+      index_t held = (tiles_visited & 1) != 0 ? -2 : -1;
       int held_entry = -1;
       // Stage of plan tiles `first` (entry e0) and `second` (-1: none).
       auto issue_stage = [&](index_t first, int e0, index_t second, int e1) {
@@ -201,15 +204,15 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         for (index_t tile = cur.runs.begin[r]; tile < run_end; ++tile) {
           if (tile == 0 && fold_tile >= 0) continue;  // its keys ride in fold_tile
           const int entry = int(tile) * 2 + int(partial || tile == fold_tile);
-          if (held < 0) {
+          if (held == -1) {
             held = tile, held_entry = entry;
           } else {
-            issue_stage(held, held_entry, tile, entry);
+            const bool lone = held == -2;
+            issue_stage(lone ? tile : held, lone ? entry : held_entry, lone ? -1 : tile, lone ? -1 : entry);
             held = -1;
           }
         }
       }
-      if (held >= 0) issue_stage(held, held_entry, -1, -1);
       if (issued < pair_stages) take(taken[(k + 1) & 1]);
     }
     return;
@@ -349,10 +352,12 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       }
       return halves_masked;
     };
-    auto softmax = [&](float (&s)[n_tiles][4], const std::uint64_t (&seen_bits)[2][2], const int (&entry)[2],
-                       int masked, float (&alpha)[2]) {
+    // Over the stage's two halves (s: 16 column tiles) or its first alone (8: a lone first tile).
+    auto softmax = [&](auto& s, const std::uint64_t (&seen_bits)[2][2], const int (&entry)[2], int masked,
+                       float (&alpha)[2]) {
+      constexpr int subs = int(std::extent_v<std::remove_reference_t<decltype(s)>>) / 8;
 #pragma unroll
-      for (int sub = 0; sub < 2; ++sub) {
+      for (int sub = 0; sub < subs; ++sub) {
         if (((masked >> sub) & 1) == 0) continue;  // only the halves that need it
 #pragma unroll
         for (int nt = sub * 8; nt < sub * 8 + 8; ++nt)
@@ -373,6 +378,14 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       ws_online_softmax(s, p.scale_log2, wp.rescale_slack, row_max, row_sum, alpha);
     };
     auto pack_p = [&](const float (&s)[n_tiles][4], unsigned (&a)[2 * kv_tile / 16][4]) { ws_pack_p<Kind>(s, a); };
+    // S of the stage's first plan tile alone (m64n64k16: the first 64 keys of each column half).
+    auto issue_half_scores = [&](float (&s)[n_tiles / 2][4], unsigned stage) {
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < Dim / 16; ++kk)
+        wgmma::mma_rs_n64_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
+      wgmma::commit();
+    };
     auto release = [&](unsigned stage) {
       __syncwarp();
       if (lane == 0) mbar_arrive(bar(2 + pair_stages + stage));
@@ -384,24 +397,36 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       int entry[2];
       next_stage(prev_stage, entry);
       float s[n_tiles][4];
+      // A lone first tile (odd tile counts: the producer puts it first): S, masking and softmax
+      // of its 64 keys only; the next P V then takes 4 k-steps.
+      float (&s_half)[n_tiles / 2][4] = reinterpret_cast<float (&)[n_tiles / 2][4]>(s);
+      const bool lone_first = entry[1] < 0;
       wait_turn();
-      issue_scores(s, prev_stage);
+      if (lone_first) issue_half_scores(s_half, prev_stage);
+      else issue_scores(s, prev_stage);
       pass_turn();
       free_q();
       std::uint64_t seen_bits[2][2];
       int masked = mask_bits(seen_bits, entry);
       wgmma::wait_all();
-      wgmma::fence_operands(s);
       float alpha[2];
-      softmax(s, seen_bits, entry, masked, alpha);
       unsigned a[2 * kv_tile / 16][4];
-      pack_p(s, a);
-      for (int i = 1; i < step_count; ++i) {
+      if (lone_first) {
+        wgmma::fence_operands(s_half);
+        softmax(s_half, seen_bits, entry, masked, alpha);
+        ws_pack_p<Kind>(s_half, reinterpret_cast<unsigned (&)[kv_tile / 16][4]>(a));
+      } else {
+        wgmma::fence_operands(s);
+        softmax(s, seen_bits, entry, masked, alpha);
+        pack_p(s, a);
+      }
+      // One step: S of the next stage, P V of the previous one (its first `pv_steps` k16 steps).
+      auto step = [&](auto pv_steps) {
         unsigned stage;
         next_stage(stage, entry);
         wait_turn();
         issue_scores(s, stage);
-        issue_pv(a, prev_stage, whole_stage);
+        issue_pv(a, prev_stage, pv_steps);
         pass_turn();
         masked = mask_bits(seen_bits, entry);
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
@@ -413,11 +438,15 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         rescale_accumulators(acc, alpha);
         pack_p(s, a);
         prev_stage = stage;
-      }
+      };
+      constexpr std::integral_constant<int, kv_tile / 16> half_stage{};
+      int i = 1;
+      if (lone_first && step_count > 1) step(half_stage), i = 2;  // peeled: no wgmma under a branch in the loop
+      for (; i < step_count; ++i) step(whole_stage);
       wait_turn();
-      // An odd tile count leaves the last stage's second half empty (P 0 there): its 4 k-steps
-      // are skipped. Outside the loop, and waited for at once below.
-      if (entry[1] < 0) issue_pv(a, prev_stage, std::integral_constant<int, kv_tile / 16>{});
+      // A stage whose second half is empty (a lone tile: the item's only stage here) has P 0
+      // there: its 4 k-steps are skipped. Outside the loop, and waited for at once below.
+      if (entry[1] < 0) issue_pv(a, prev_stage, half_stage);
       else issue_pv(a, prev_stage, whole_stage);
       pass_turn();
       finish_rows();
