@@ -280,7 +280,7 @@ __device__ __forceinline__ void ws_tile_bits(const Mask& mask, const TileGeometr
 /// Masked scores (base 2 after `scale`) -> probabilities in place; the running max and sum of
 /// this thread's two rows move on; alpha: each row's factor for the accumulators. The scale
 /// (positive: the launches check) goes into the exponent's multiply-add, max(scale s) = scale
-/// max(s); two independent chains per reduction. Lazy rescale: the running max moves only when
+/// max(s). Lazy rescale: the running max moves only when
 /// the tile's exceeds it by more than `slack` (ws_rescale_slack); else the probabilities stay
 /// below 2^slack against the old max, and alpha is exactly 1 (the warp then skips the
 /// accumulators' multiplies).
@@ -288,29 +288,43 @@ template <int NT>
 __device__ __forceinline__ void ws_online_softmax(float (&s)[NT][4], float scale, float slack, float (&row_max)[2],
                                                   float (&row_sum)[2], float (&alpha)[2]) {
   constexpr float minus_inf = minus_infinity;
+  // Both rows at once, four chains a row for the max and for the sum, and the two rows' shuffles
+  // in flight together: the reductions are dependent chains the warp waits on (ncu's top stall
+  // is `wait`, fixed-latency dependencies). max is exact in any order.
+  float mx[2][4];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) mx[h][0] = mx[h][1] = mx[h][2] = mx[h][3] = minus_inf;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) mx[e / 2][(nt % 2) * 2 + e % 2] = fmaxf(mx[e / 2][(nt % 2) * 2 + e % 2], s[nt][e]);
+  float m[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) m[h] = fmaxf(fmaxf(mx[h][0], mx[h][1]), fmaxf(mx[h][2], mx[h][3]));
+#pragma unroll
+  for (int h = 0; h < 2; ++h) m[h] = fmaxf(m[h], __shfl_xor_sync(0xffffffffu, m[h], 1));
+#pragma unroll
+  for (int h = 0; h < 2; ++h) m[h] = fmaxf(m[h], __shfl_xor_sync(0xffffffffu, m[h], 2));
+  float shift[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float mx0 = minus_inf, mx1 = minus_inf;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) mx0 = fmaxf(mx0, s[nt][2 * h]), mx1 = fmaxf(mx1, s[nt][2 * h + 1]);
-    float mx = fmaxf(mx0, mx1);
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_tile = mx * scale;
+    const float m_tile = m[h] * scale;
     const float m_new = m_tile > row_max[h] + slack ? m_tile : row_max[h];
-    const float shift = m_new == minus_inf ? 0.0f : m_new;
+    shift[h] = m_new == minus_inf ? 0.0f : m_new;
     alpha[h] = m_new == row_max[h] ? 1.0f : fast_exp2(row_max[h] - m_new);
-    float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      s[nt][2 * h] = fast_exp2(fmaf(s[nt][2 * h], scale, -shift));
-      s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scale, -shift));
-      sum0 += s[nt][2 * h];
-      sum1 += s[nt][2 * h + 1];
-    }
-    row_sum[h] = row_sum[h] * alpha[h] + (sum0 + sum1);
     row_max[h] = m_new;
   }
+  float sum[2][4] = {};
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[nt][e] = fast_exp2(fmaf(s[nt][e], scale, -shift[e / 2]));
+      sum[e / 2][(nt % 2) * 2 + e % 2] += s[nt][e];
+    }
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+    row_sum[h] = row_sum[h] * alpha[h] + ((sum[h][0] + sum[h][1]) + (sum[h][2] + sum[h][3]));
 }
 
 /// Probabilities -> the A fragments of P V (16-bit pairs), one per k16 step.
