@@ -378,14 +378,6 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       ws_online_softmax(s, p.scale_log2, wp.rescale_slack, row_max, row_sum, alpha);
     };
     auto pack_p = [&](const float (&s)[n_tiles][4], unsigned (&a)[2 * kv_tile / 16][4]) { ws_pack_p<Kind>(s, a); };
-    // S of the stage's first plan tile alone (m64n64k16: the first 64 keys of each column half).
-    auto issue_half_scores = [&](float (&s)[n_tiles / 2][4], unsigned stage) {
-      wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < Dim / 16; ++kk)
-        wgmma::mma_rs_n64_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
-      wgmma::commit();
-    };
     auto release = [&](unsigned stage) {
       __syncwarp();
       if (lane == 0) mbar_arrive(bar(2 + pair_stages + stage));
@@ -397,29 +389,36 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       int entry[2];
       next_stage(prev_stage, entry);
       float s[n_tiles][4];
-      // A lone first tile (odd tile counts: the producer puts it first): S, masking and softmax
-      // of its 64 keys only; the next P V then takes 4 k-steps.
-      float (&s_half)[n_tiles / 2][4] = reinterpret_cast<float (&)[n_tiles / 2][4]>(s);
-      const bool lone_first = entry[1] < 0;
-      wait_turn();
-      if (lone_first) issue_half_scores(s_half, prev_stage);
-      else issue_scores(s, prev_stage);
-      pass_turn();
-      free_q();
       std::uint64_t seen_bits[2][2];
-      int masked = mask_bits(seen_bits, entry);
-      wgmma::wait_all();
+      int masked;
       float alpha[2];
       unsigned a[2 * kv_tile / 16][4];
-      if (lone_first) {
-        wgmma::fence_operands(s_half);
-        softmax(s_half, seen_bits, entry, masked, alpha);
-        ws_pack_p<Kind>(s_half, reinterpret_cast<unsigned (&)[kv_tile / 16][4]>(a));
-      } else {
-        wgmma::fence_operands(s);
-        softmax(s, seen_bits, entry, masked, alpha);
-        pack_p(s, a);
-      }
+      // The first stage: S, masking, softmax and P of `sf`, all 16 column tiles of S or the first
+      // 8 alone (a lone first tile: odd tile counts, which the producer puts first). One branch
+      // around all of it: a branch between a wgmma and its wait makes ptxas serialize the wgmmas.
+      auto first_stage = [&](auto& sf) {
+        constexpr int nt = int(std::extent_v<std::remove_reference_t<decltype(sf)>>);
+        wait_turn();
+        wgmma::fence();
+#pragma unroll
+        for (int kk = 0; kk < Dim / 16; ++kk) {
+          if constexpr (nt == n_tiles)
+            wgmma::mma_rs_n128_k<Kind>(sf, qf[kk], k_desc + prev_stage * stage_step + k_step(kk), kk > 0);
+          else
+            wgmma::mma_rs_n64_k<Kind>(sf, qf[kk], k_desc + prev_stage * stage_step + k_step(kk), kk > 0);
+        }
+        wgmma::commit();
+        pass_turn();
+        free_q();
+        masked = mask_bits(seen_bits, entry);
+        wgmma::wait_all();
+        wgmma::fence_operands(sf);
+        softmax(sf, seen_bits, entry, masked, alpha);
+        ws_pack_p<Kind>(sf, reinterpret_cast<unsigned (&)[nt / 2][4]>(a));
+      };
+      const bool lone_first = entry[1] < 0;
+      if (lone_first) first_stage(reinterpret_cast<float (&)[n_tiles / 2][4]>(s));
+      else first_stage(s);
       // One step: S of the next stage, P V of the previous one (its first `pv_steps` k16 steps).
       auto step = [&](auto pv_steps) {
         unsigned stage;
