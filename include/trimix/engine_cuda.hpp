@@ -1014,10 +1014,16 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     const unsigned box_heads = split_heads ? unsigned(heads / 2) : 1u;
     if (!encode_maps(wp, box_rows, box_heads)) return false;
     wp.ping_pong = ping_pong_enabled();
-    // o in Q's boxes (handles_views gives it 16-byte rows, as the maps need).
+    // o in boxes of one warp's 16 rows: 16 positions of one head, as every Q box holds 16 or more
+    // positions a head (handles_views gives o 16-byte rows, as the maps need).
     const Problem& pr = params.problem;
-    wp.o_by_tma = tma_store_enabled() && encode_tensor_map(wp.o_map, kind, params.o, pr.o, pr.batch, pr.q_heads,
-                                                           pr.seq_q, pr.head_dim, box_rows, box_heads);
+    for (int w = 0; w < 8; ++w) {
+      wp.o_warp_row[w] = (w / 4) * wp.q_row_step + int((w % 4) * 16 % box_rows);
+      wp.o_warp_head[w] = (w / 4) * wp.q_head_step + int((w % 4) * 16 / box_rows);
+    }
+    wp.o_by_tma = tma_store_enabled() && box_rows % 16 == 0 &&
+                  encode_tensor_map(wp.o_map, kind, params.o, pr.o, pr.batch, pr.q_heads, pr.seq_q, pr.head_dim,
+                                    16u, 1u);
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, pair_shared_bytes),
           "cudaFuncSetAttribute");
     index_t grid_limit = index_t(sms);

@@ -17,7 +17,7 @@
 ///    softmax runs under the other's products; TRIMIX_CUDA_PING_PONG=0 turns the turns off: within
 ///    noise of each other at 3165080, bench/NOTES.md);
 ///  - a consumer takes the next item's Q into registers at the end of an item, then stages the
-///    item's o in its Q half (stmatrix) for two bulk tensor stores in Q's boxes, instead of 16-byte
+///    item's o in its Q half (stmatrix) for bulk tensor stores (each warp its 16 rows), instead of 16-byte
 ///    stores from registers (TRIMIX_CUDA_TMA_STORE=0 gives those back, for measuring).
 /// Band items of SinkWindow policies carry their sink keys in another tile (sink_fold), as in the
 /// warp-specialised kernel. Included by engine_cuda.hpp after engine_cuda_ws.hpp.
@@ -36,7 +36,7 @@ constexpr int pair_shared_bytes = int(pair_q_bytes + pair_stages * pair_kv_bytes
 constexpr int pair_producer_registers = 40, pair_consumer_registers = 232;
 static_assert(128 * (pair_producer_registers + 2 * pair_consumer_registers) <= 65536, "setmaxnreg budget");
 /// Named barriers of the ping-pong turns (0 is __syncthreads'), one per consumer; then one per
-/// consumer for its own 128 threads (the o staging).
+/// consumer for its own 128 threads (take_q).
 constexpr int pair_turn_barrier = 8, pair_consumer_barrier = 10;
 /// The kernel's static shared memory, as declared (the launch checks the loaded kernel's, which
 /// the aligned dynamic array pads, with the dynamic part).
@@ -253,32 +253,32 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   if (c == 1) pass_turn();
 
   // Q and o: a consumer takes the next item's Q into registers at the end of an item (take_q),
-  // then stages the item's o in its Q half (Q's layout and boxes) for two bulk tensor stores by
-  // its leader thread, so that o leaves without 16-byte stores from registers (clock64 timeline:
-  // band items' epilogue 3030 -> 1785 cycles, bench/NOTES.md). The Q half is freed for the
-  // producer's next Q under the next item's first S (free_q): once the leader's stores have read
-  // it, each warp's lane 0 arrives for its warp's reads of Q and of the handoff (an mbarrier
-  // arrive releases the arriving thread's own accesses: compute-sanitizer's racecheck flags a
-  // handoff read that only a barrier orders before another thread's arrive).
-  const bool leader = tid == 0;
+  // then stages the item's o in its Q half (Q's layout) for bulk tensor stores, so that o leaves
+  // without 16-byte stores from registers (clock64 timeline: band items' epilogue 3030 -> 1785
+  // cycles, bench/NOTES.md). Each warp reads Q from, writes o to and stores from its own 16 rows
+  // of the half, so the warps need no barrier among them: lane 0 issues the warp's two stores. The
+  // Q half is freed for the producer's next Q under the next item's first S (free_q): once a
+  // warp's stores have read its rows, its lane 0 arrives for the warp's reads of Q and of the
+  // handoff (an mbarrier arrive releases the arriving thread's own accesses: compute-sanitizer's
+  // racecheck flags a handoff read that only a barrier orders before another thread's arrive).
   const unsigned sq_address = smem_address(sq);
-  auto consumer_sync = [&] { asm volatile("bar.sync %0, 128;\n" ::"r"(pair_consumer_barrier + c) : "memory"); };
   int hand[8];
   unsigned qf[Dim / 16][4];
   auto take_q = [&](index_t k) {
     mbar_wait(bar(0), unsigned(k) & 1u);
     ws_read_handoff(handoff, lane, hand);
-    if (hand[0] >= 0) ws_load_q<Dim>(sq, warp, lane, qf);
-    consumer_sync();  // every warp holds Q: the Q half may be written
+    if (hand[0] >= 0) ws_load_q<Dim>(sq, warp, lane, qf);  // then __syncwarp: the warp's rows may be written
+    // Not needed for the rows (each warp's own); without it ptxas moves code across the item
+    // boundary and spills (consumer spill stores 0 -> 20 bytes for Causal, 84 -> 96 for Triangle).
+    asm volatile("bar.sync %0, 128;\n" ::"r"(pair_consumer_barrier + c) : "memory");
   };
-  bool o_in_flight = false;  // the leader's bulk stores may still read the Q half (uniform)
+  bool o_in_flight = false;  // the warp's bulk stores may still read its rows of the Q half (uniform)
   auto free_q = [&] {
-    if (o_in_flight) {
-      if (leader) bulk_wait_read();
-      consumer_sync();
-      o_in_flight = false;
+    if (lane == 0) {
+      if (o_in_flight) bulk_wait_read();
+      mbar_arrive(bar(1));
     }
-    if (lane == 0) mbar_arrive(bar(1));
+    o_in_flight = false;
   };
   // Lane `lane`'s row address for stmatrix_x4 (matrix lane / 8: rows + 8 for odd, tile + 1 for
   // the upper two), as ws_load_q reads Q.
@@ -458,7 +458,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     }
 
     take_q(k + 1);
-    // o = acc / l through the Q half and two bulk stores (rows past the end are clipped by the
+    // o = acc / l through the Q half and each warp's two bulk stores (rows past the end are clipped by the
     // tensor map), or from registers; lse; or the partial slot of a split item.
     const bool staged = wp.o_by_tma && item.split_slot < 0;
     if (staged) {
@@ -471,12 +471,13 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         stmatrix_x4(sq_address + 2u * unsigned(tile_offset(o_row, 2 * j + o_chunk)), x);
       }
       fence_async_proxy();
-      consumer_sync();  // o is in the Q half
-      if (leader) {
-        const int first_row = int(index_t(item.q_tile) * q_rows);
+      __syncwarp();  // the warp's o is in its rows
+      if (lane == 0) {
+        const int first_row = int(index_t(item.q_tile) * q_rows) + wp.o_warp_row[4 * c + warp];
+        const int head = int(first_q_head) + wp.o_warp_head[4 * c + warp];
         for (int h = 0; h < halves; ++h)
-          tma_store(&wp.o_map, sq_address + h * half_tile_bytes, h * 64, first_row + c * wp.q_row_step,
-                    int(first_q_head) + c * wp.q_head_step, int(item.batch));
+          tma_store(&wp.o_map, sq_address + h * half_tile_bytes + warp * 16 * 128, h * 64, first_row, head,
+                    int(item.batch));
         bulk_commit();
       }
       o_in_flight = true;
@@ -485,7 +486,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       ws_store_rows<Kind, Dim>(p, item, first_q_head, pair_rows, c * block_rows + warp * 16 + row_in_warp,
                                row_offset, row_head, acc, row_inv, row_lse, lane, staged);
   }
-  if (leader && o_in_flight) bulk_wait();  // before the CTA's shared memory goes
+  if (lane == 0 && o_in_flight) bulk_wait();  // before the CTA's shared memory goes
 #endif
 }
 

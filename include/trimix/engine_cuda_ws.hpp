@@ -100,9 +100,12 @@ struct WsParams {
   /// (positions, heads), and whether the consumers take turns at the tensor cores.
   int q_row_step = 0, q_head_step = 0;
   bool ping_pong = true;
-  /// The pair kernel's o leaves through shared memory in o_map's boxes (Q's), by bulk tensor
-  /// stores; false: 16-byte stores from registers (TRIMIX_CUDA_TMA_STORE=0, for measuring).
+  /// The pair kernel's o leaves through shared memory by bulk tensor stores, each warp its 16 rows
+  /// (o_map's boxes: 16 positions of one head, at o_warp_row positions and o_warp_head heads from
+  /// the item's first, for warp 4 c + w); false: 16-byte stores from registers
+  /// (TRIMIX_CUDA_TMA_STORE=0, for measuring).
   bool o_by_tma = false;
+  int o_warp_row[8] = {}, o_warp_head[8] = {};
   CUtensorMap o_map;
 };
 
