@@ -325,12 +325,16 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       wgmma::commit();
     };
     // P V of the stage's first `key_steps` k16 steps (all 8, or 4 where its second half is empty).
-    auto issue_pv = [&](const unsigned (&a)[2 * kv_tile / 16][4], unsigned stage, auto key_steps) {
+    // `second_back`: descriptor units the second half's k-steps read before their own V rows (a
+    // lone first tile's stage: P is 0 there and V unloaded, so they read the tile's own V rows,
+    // finite wherever the first half's are; a descriptor, not a branch, see below).
+    auto issue_pv = [&](const unsigned (&a)[2 * kv_tile / 16][4], unsigned stage, auto key_steps,
+                        std::uint64_t second_back = 0) {
       wgmma::fence_operands(acc);
       wgmma::fence();
 #pragma unroll
       for (int kk = 0; kk < decltype(key_steps)::value; ++kk)
-        wgmma::mma_rs_n128<Kind>(acc, a[kk], v_desc + stage * stage_step + v_step(kk), 1);
+        wgmma::mma_rs_n128<Kind>(acc, a[kk], v_desc + stage * stage_step + v_step(kk) - (kk >= 4 ? second_back : 0), 1);
       wgmma::commit();
     };
     constexpr std::integral_constant<int, 2 * kv_tile / 16> whole_stage{};
@@ -417,15 +421,25 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         ws_pack_p<Kind>(sf, reinterpret_cast<unsigned (&)[nt / 2][4]>(a));
       };
       const bool lone_first = entry[1] < 0;
-      if (lone_first) first_stage(reinterpret_cast<float (&)[n_tiles / 2][4]>(s));
-      else first_stage(s);
-      // One step: S of the next stage, P V of the previous one (its first `pv_steps` k16 steps).
-      auto step = [&](auto pv_steps) {
+      // The next P V takes all 8 k-steps (no branch to 4: a branch before the loop around wgmmas
+      // cost the loop its uniform registers, R2UR before every wgmma, causal +7%): P 0 in the
+      // empty half, which reads the lone tile's V rows again.
+      std::uint64_t second_back = 0;
+      if (lone_first) {
+        first_stage(reinterpret_cast<float (&)[n_tiles / 2][4]>(s));
+#pragma unroll
+        for (int kk = kv_tile / 16; kk < 2 * kv_tile / 16; ++kk) a[kk][0] = a[kk][1] = a[kk][2] = a[kk][3] = 0u;
+        second_back = v_step(kv_tile / 16);
+      } else {
+        first_stage(s);
+      }
+      for (int i = 1; i < step_count; ++i) {
         unsigned stage;
         next_stage(stage, entry);
         wait_turn();
         issue_scores(s, stage);
-        issue_pv(a, prev_stage, pv_steps);
+        issue_pv(a, prev_stage, whole_stage, second_back);
+        second_back = 0;
         pass_turn();
         masked = mask_bits(seen_bits, entry);
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
@@ -437,11 +451,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         rescale_accumulators(acc, alpha);
         pack_p(s, a);
         prev_stage = stage;
-      };
+      }
       constexpr std::integral_constant<int, kv_tile / 16> half_stage{};
-      int i = 1;
-      if (lone_first && step_count > 1) step(half_stage), i = 2;  // peeled: no wgmma under a branch in the loop
-      for (; i < step_count; ++i) step(whole_stage);
       wait_turn();
       // A stage whose second half is empty (a lone tile: the item's only stage here) has P 0
       // there: its 4 k-steps are skipped. Outside the loop, and waited for at once below.
