@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Registers and spills of the warp-specialised and pair CUDA kernels (sm_90a), from ptxas, without a GPU:
 # compiles one translation unit that calls trimix::attention with bf16 Kokkos::Cuda views for
-# Causal and Triangle, and prints one line per head dim and mask. About a minute on 2 cores.
+# Causal and Triangle, and prints one line per head dim and mask, then any kernel whose wgmmas
+# ptxas serialized (exit status 3 then). About a minute on 2 cores.
 #
 #   scripts/gpu/ptxas_probe.sh --kokkos PREFIX [--source DIR]
 #
@@ -46,4 +47,14 @@ for i, line in enumerate(lines):
         mask = re.search(r"(Causal|Triangle)", line)
         info = [x.split(":", 1)[-1].strip() for x in lines[i + 1:i + 4] if "spill" in x or "registers" in x]
         print(f"{kernel}, {mask.group(1) if mask else '?'}: " + "; ".join(info))
+# ptxas serializes the wgmmas of a kernel it cannot pipeline (a branch between a wgmma and its
+# wait, too few registers): a silent slowdown of 7-24% (bench/NOTES.md), so say so.
+serialized = 0
+for line in lines:
+    if "wgmma.mma_async instructions are serialized" in line:
+        serialized += 1
+        name = re.search(r"function '(\w+)'", line)
+        why = re.search(r"serialized (due to [^']*?) in the function", line)
+        print(f"WGMMA SERIALIZED: {name.group(1) if name else '?'}: {why.group(1) if why else line.strip()}")
+sys.exit(3 if serialized else 0)
 PY
