@@ -9,8 +9,9 @@
 ///  - warpgroup 0 is the producer: one thread takes items from the global counter (plan order,
 ///    longest first), each one ahead while the item before still issues (WsTakenItem), and issues
 ///    the bulk tensor copies (TMA) of the item's Q (32 KB) and of its tiles, two plan tiles per
-///    stage of `pair_stages` (64 KB each: K and V of 128 keys); an item of an odd tile count ends
-///    on a stage whose second half is not loaded and which the consumers mask whole;
+///    stage of `pair_stages` (64 KB each: K and V of 128 keys); an item of an odd tile count
+///    starts with a stage whose second half is not loaded, whose S the consumers compute at half
+///    width (m64n64k16);
 ///  - the consumers (setmaxnreg 232) keep Q in registers, compute S = Q K^T of 128 keys with
 ///    m64n128k16 wgmmas, overlap S(i + 1) with P(i) V(i) as in engine_cuda_ws.hpp, and take turns
 ///    at the tensor cores (FA3's ping-pong: named barriers order their wgmma issues, so one's
@@ -92,9 +93,9 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   // so that one m64n128k16 reads 128 keys of K and a k16 step of P V 16 keys of V.
   const unsigned kv_base = smem_address(tiles + pair_q_bytes);
   {
-    // A stage's second half, where an item of an odd tile count leaves it unloaded (its last
-    // stage), has its scores masked and its P V skipped; zeros first all the same, so that no
-    // wgmma ever reads shared memory that nothing wrote.
+    // A stage's second half, where an item of an odd tile count leaves it unloaded (its first
+    // stage), has no scores and P 0 (its P V reads the first half's V rows there); zeros first
+    // all the same, so that no wgmma ever reads shared memory that nothing wrote.
     const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
     for (unsigned at = threadIdx.x * 16u; at < pair_stages * pair_kv_bytes; at += pair_threads * 16u)
       *reinterpret_cast<uint4*>(tiles + pair_q_bytes + at) = zero;
