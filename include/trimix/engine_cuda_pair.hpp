@@ -18,8 +18,8 @@
 ///    softmax runs under the other's products; TRIMIX_CUDA_PING_PONG=0 turns the turns off: within
 ///    noise of each other at 3165080, bench/NOTES.md);
 ///  - a consumer takes the next item's Q into registers at the end of an item, then stages the
-///    item's o in its Q half (stmatrix) for bulk tensor stores (each warp its 16 rows), instead of 16-byte
-///    stores from registers (TRIMIX_CUDA_TMA_STORE=0 gives those back, for measuring).
+///    item's o in its Q half (stmatrix) for bulk tensor stores (each warp its 16 rows), instead of
+///    16-byte stores from registers (TRIMIX_CUDA_TMA_STORE=0 gives those back, for measuring).
 /// Band items of SinkWindow policies carry their sink keys in another tile (sink_fold), as in the
 /// warp-specialised kernel. Included by engine_cuda.hpp after engine_cuda_ws.hpp.
 
@@ -318,11 +318,17 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       entry[0] = __shfl_sync(0xffffffffu, e0, 0);
       entry[1] = __shfl_sync(0xffffffffu, e1, 0);
     };
-    auto issue_scores = [&](float (&s)[n_tiles][4], unsigned stage) {
+    // S of the stage's 128 keys (s: 16 column tiles), or of its first 64 alone (8: a lone tile).
+    auto issue_scores = [&](auto& s, unsigned stage) {
+      constexpr int nt = int(std::extent_v<std::remove_reference_t<decltype(s)>>);
       wgmma::fence();
 #pragma unroll
-      for (int kk = 0; kk < Dim / 16; ++kk)
-        wgmma::mma_rs_n128_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
+      for (int kk = 0; kk < Dim / 16; ++kk) {
+        if constexpr (nt == n_tiles)
+          wgmma::mma_rs_n128_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
+        else
+          wgmma::mma_rs_n64_k<Kind>(s, qf[kk], k_desc + stage * stage_step + k_step(kk), kk > 0);
+      }
       wgmma::commit();
     };
     // P V of the stage's first `key_steps` k16 steps (all 8, or 4 where its second half is empty).
@@ -335,7 +341,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       wgmma::fence();
 #pragma unroll
       for (int kk = 0; kk < decltype(key_steps)::value; ++kk)
-        wgmma::mma_rs_n128<Kind>(acc, a[kk], v_desc + stage * stage_step + v_step(kk) - (kk >= 4 ? second_back : 0), 1);
+        wgmma::mma_rs_n128<Kind>(acc, a[kk], v_desc + stage * stage_step + v_step(kk) - (kk >= 4 ? second_back : 0),
+                                 1);
       wgmma::commit();
     };
     constexpr std::integral_constant<int, 2 * kv_tile / 16> whole_stage{};
@@ -404,15 +411,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       auto first_stage = [&](auto& sf) {
         constexpr int nt = int(std::extent_v<std::remove_reference_t<decltype(sf)>>);
         wait_turn();
-        wgmma::fence();
-#pragma unroll
-        for (int kk = 0; kk < Dim / 16; ++kk) {
-          if constexpr (nt == n_tiles)
-            wgmma::mma_rs_n128_k<Kind>(sf, qf[kk], k_desc + prev_stage * stage_step + k_step(kk), kk > 0);
-          else
-            wgmma::mma_rs_n64_k<Kind>(sf, qf[kk], k_desc + prev_stage * stage_step + k_step(kk), kk > 0);
-        }
-        wgmma::commit();
+        issue_scores(sf, prev_stage);
         pass_turn();
         free_q();
         masked = mask_bits(seen_bits, entry);
@@ -470,8 +469,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     }
 
     take_q(k + 1);
-    // o = acc / l through the Q half and each warp's two bulk stores (rows past the end are clipped by the
-    // tensor map), or from registers; lse; or the partial slot of a split item.
+    // o = acc / l through the Q half and each warp's two bulk stores (rows past the end are
+    // clipped by the tensor map), or from registers; lse; or the partial slot of a split item.
     const bool staged = wp.o_by_tma && item.split_slot < 0;
     if (staged) {
 #pragma unroll

@@ -283,10 +283,9 @@ __device__ __forceinline__ void ws_tile_bits(const Mask& mask, const TileGeometr
 /// Masked scores (base 2 after `scale`) -> probabilities in place; the running max and sum of
 /// this thread's two rows move on; alpha: each row's factor for the accumulators. The scale
 /// (positive: the launches check) goes into the exponent's multiply-add, max(scale s) = scale
-/// max(s). Lazy rescale: the running max moves only when
-/// the tile's exceeds it by more than `slack` (ws_rescale_slack); else the probabilities stay
-/// below 2^slack against the old max, and alpha is exactly 1 (the warp then skips the
-/// accumulators' multiplies).
+/// max(s). Lazy rescale: the running max moves only when the tile's exceeds it by more than
+/// `slack` (ws_rescale_slack); else the probabilities stay below 2^slack against the old max, and
+/// alpha is exactly 1 (the warp then skips the accumulators' multiplies).
 template <int NT>
 __device__ __forceinline__ void ws_online_softmax(float (&s)[NT][4], float scale, float slack, float (&row_max)[2],
                                                   float (&row_sum)[2], float (&alpha)[2]) {

@@ -57,7 +57,8 @@ if has build; then
   cmake --build "$build" --parallel --target trimix_tests_cuda attention_bench trianglemix_demo \
     >"$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
   log "build: $((SECONDS - start)) s"
-  # ptxas serializes wgmmas it cannot pipeline, silently but for this note (7-24% slower, bench/NOTES.md).
+  # ptxas serializes wgmmas it cannot pipeline, with no error but this note (one such build: causal
+  # +24%, bench/NOTES.md).
   if grep -q "wgmma.mma_async instructions are serialized" "$out/build.log"; then
     log "WARNING: ptxas serialized the wgmmas of these kernels:"
     grep -o "serialized due to [^']*'[A-Za-z0-9_]*" "$out/build.log" | sort -u | sed 's/^/  /'

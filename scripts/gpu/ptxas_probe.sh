@@ -48,7 +48,7 @@ for i, line in enumerate(lines):
         info = [x.split(":", 1)[-1].strip() for x in lines[i + 1:i + 4] if "spill" in x or "registers" in x]
         print(f"{kernel}, {mask.group(1) if mask else '?'}: " + "; ".join(info))
 # ptxas serializes the wgmmas of a kernel it cannot pipeline (a branch between a wgmma and its
-# wait, too few registers): a silent slowdown of 7-24% (bench/NOTES.md), so say so.
+# wait, too few registers), with no error but a note (one such build: causal +24%, bench/NOTES.md).
 serialized = 0
 for line in lines:
     if "wgmma.mma_async instructions are serialized" in line:
