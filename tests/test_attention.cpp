@@ -222,6 +222,65 @@ TEST_CASE("large logits (|scale q.k| ~ 1e4) neither overflow nor lose the maximu
   check_against_reference(in, trimix::Triangle{3, 20, 10}, split, 2e-3, 2e-3);
 }
 
+// NaN in Q or K reaches exactly the rows that see it: every o element and the lse of such a row
+// are NaN, every other row stays finite. Keys at several offsets inside a tile and a stage, so that
+// each exp2 path of an engine (the XU's and the FMA pipe's emulation, engine_cuda.hpp) meets one.
+template <class T, class Mask>
+void check_nan_reaches_its_rows(const Mask& mask, const AttentionOptions& options, index_t head_dim) {
+  std::mt19937_64 rng(97);
+  const Shape s{1, 8, 2, 300, 300, head_dim};
+  auto in = random_inputs<T>(s, rng, Layout::bhsd);
+  const T nan = trimix::element_traits<T>::from_double(std::numeric_limits<double>::quiet_NaN());
+  const index_t nan_keys[2][3] = {{5, 70, 201}, {66, 139, 290}};  // per kv head
+  const index_t nan_q_head = 3, nan_q_row = 250;
+  for (index_t kv = 0; kv < 2; ++kv)
+    for (const index_t j : nan_keys[kv]) in.k(0, kv, j, index_t(j % head_dim)) = nan;
+  in.q(0, nan_q_head, nan_q_row, 7) = nan;
+  const auto q = to_exec(in.q), k = to_exec(in.k), v = to_exec(in.v);
+  Kokkos::View<T****, Kokkos::LayoutRight, ExecSpace> o("o", 1, s.q_heads, s.seq_q, head_dim);
+  Kokkos::View<float***, Kokkos::LayoutRight, ExecSpace> lse("lse", 1, s.q_heads, s.seq_q);
+  poison(o);
+  poison(lse);
+  trimix::attention(ExecSpace{}, q, k, v, o, lse, mask, options);
+  Kokkos::fence();
+  const auto o_host = to_host(o);
+  const auto lse_host = to_host(lse);
+  const index_t group = s.q_heads / s.kv_heads;
+  std::size_t wrong = 0, nan_rows = 0;
+  std::ostringstream report;
+  for (index_t h = 0; h < s.q_heads; ++h)
+    for (index_t i = 0; i < s.seq_q; ++i) {
+      // The NaN query row has NaN scores for every key it sees (it sees some in these masks).
+      const bool nan_row = h == nan_q_head && i == nan_q_row;
+      bool sees_nan = false;
+      for (index_t j = 0; j < s.seq_k; ++j)
+        if (trimix::visible(mask, i, j, s.seq_k))
+          for (const index_t nan_key : nan_keys[h / group]) sees_nan = sees_nan || nan_row || j == nan_key;
+      std::size_t nans = std::isnan(lse_host(0, h, i)) ? 1 : 0;
+      for (index_t d = 0; d < head_dim; ++d) nans += std::isnan(as_double(o_host(0, h, i, d))) ? 1 : 0;
+      const std::size_t expected = sees_nan ? std::size_t(head_dim + 1) : 0;
+      nan_rows += sees_nan ? 1 : 0;
+      if (nans != expected && wrong++ < 8)
+        report << "  head " << h << " row " << i << ": " << nans << " NaN of " << head_dim + 1 << ", expected "
+               << expected << "\n";
+    }
+  CAPTURE(trimix::mask_name(mask), head_dim, trimix::element_traits<T>::name, options.max_tiles_per_item);
+  INFO(report.str());
+  CHECK(nan_rows > 0);
+  CHECK(wrong == 0);
+}
+
+TEMPLATE_TEST_CASE("NaN in Q or K reaches exactly the rows that see it", "[attention][nan]", float, trimix::bf16,
+                   trimix::fp16) {
+  for (const index_t dim : {64, 128}) {
+    AttentionOptions split;
+    split.max_tiles_per_item = 2;  // the combine too
+    check_nan_reaches_its_rows<TestType>(trimix::Causal{}, {}, dim);
+    check_nan_reaches_its_rows<TestType>(trimix::Triangle{4, 60, 16}, {}, dim);
+    check_nan_reaches_its_rows<TestType>(trimix::Triangle{4, 60, 16}, split, dim);
+  }
+}
+
 /// Inputs whose scores follow a planned course along the keys (in base-2 units of the default
 /// scale, plus unit-normal noise): a slow climb of `step` per 64 keys, one jump of 40 at key 384,
 /// then a fall. Dimension 0 carries the course (q: a constant, k: the ramp), the rest is noise.

@@ -69,7 +69,7 @@ struct CombineKernel {
         const float x = partial_lse[(g.first_slot + s) * rows + r];
         max_lse = max_lse < x ? x : max_lse;
       }
-      float total = 0.0f;
+      float total = 0.0f;  // NaN where a split's lse is (NaN in Q or K): the row's o and lse stay NaN
       for (index_t s = 0; s < g.splits; ++s)
         total += weight(partial_lse[(g.first_slot + s) * rows + r], max_lse);
       const index_t head = first_q_head + r / q_rows;
@@ -79,12 +79,12 @@ struct CombineKernel {
           acc += weight(partial_lse[(g.first_slot + s) * rows + r], max_lse) *
                  partial_o[((g.first_slot + s) * rows + r) * dim + d];
         args.o[p.o(g.batch, head, first_row + i, d)] =
-            element_traits<TO>::from_float(total > 0.0f ? acc / total : 0.0f);
+            element_traits<TO>::from_float(!(total <= 0.0f) ? acc / total : 0.0f);
       });
       if (args.lse) {
         Kokkos::single(Kokkos::PerThread(team), [&]() {
           args.lse[g.batch * p.lse_batch + head * p.lse_head + (first_row + i) * p.lse_seq] =
-              total > 0.0f ? max_lse + std::log(total) : minus_infinity;
+              !(total <= 0.0f) ? max_lse + std::log(total) : minus_infinity;
         });
       }
     });

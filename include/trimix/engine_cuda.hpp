@@ -793,9 +793,9 @@ __global__ void __launch_bounds__(threads, TRIMIX_CUDA_WGMMA ? wgmma_ctas_per_sm
       const int r = row_base + warp * 16 + row_in_warp + h * 8;  // row of the item
       const index_t i = r % q_rows;
       if (i >= valid_rows) continue;
-      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      const float inv = !(l <= 0.0f) ? 1.0f / l : 0.0f;
       const index_t head = first_q_head + r / q_rows;
-      const float lse = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
+      const float lse = !(l <= 0.0f) ? (row_max[h] + __log2f(l)) * ln2 : minus_inf;
       if (item.split_slot >= 0) {
         float* out = p.partial_o + (index_t(item.split_slot) * p.item_rows + r) * Dim;
 #pragma unroll

@@ -351,8 +351,9 @@ __device__ __forceinline__ void ws_finish_rows(const float (&row_sum)[2], const 
     float l = row_sum[h];
     l += __shfl_xor_sync(0xffffffffu, l, 1);
     l += __shfl_xor_sync(0xffffffffu, l, 2);
-    row_inv[h] = l > 0.0f ? __fdividef(1.0f, l) : 0.0f;
-    row_lse[h] = l > 0.0f ? (row_max[h] + __log2f(l)) * ln2 : minus_infinity;
+    // !(l <= 0): a NaN sum (NaN in Q or K) gives NaN o and lse, not a row that saw nothing.
+    row_inv[h] = !(l <= 0.0f) ? __fdividef(1.0f, l) : 0.0f;
+    row_lse[h] = !(l <= 0.0f) ? (row_max[h] + __log2f(l)) * ln2 : minus_infinity;
   }
 }
 

@@ -580,7 +580,7 @@ struct ItemRunner {
     for (index_t r = 0; r < rows; ++r) {
       const index_t i = r % q_rows;
       if (i >= valid_rows) continue;
-      const float l = w.l[r], inv = l > 0.0f ? 1.0f / l : 0.0f;
+      const float l = w.l[r], inv = !(l <= 0.0f) ? 1.0f / l : 0.0f;
       const float* acc = w.o + r * dim;
       const float lse = finish_lse(w.m[r], l);
       if (item.split_slot >= 0) {

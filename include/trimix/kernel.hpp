@@ -250,7 +250,7 @@ struct AttentionKernel {
       const index_t i = r % q_rows;
       if (i >= valid_rows) return;
       const float l = t.l[r];
-      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      const float inv = !(l <= 0.0f) ? 1.0f / l : 0.0f;
       if (item.split_slot >= 0) {
         float* out = partial_o + (index_t(item.split_slot) * rows + r) * dim;
         Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, dim),

@@ -87,12 +87,12 @@ void attention(const Q& q, const K& k, const V& v, const O& o, const Lse& lse, c
         }
         for (index_t d = 0; d < p.head_dim; ++d) {
           using OT = typename O::non_const_value_type;
-          const OT value = TO::from_double(sum > 0 ? acc[std::size_t(d)] / sum : 0.0);
+          const OT value = TO::from_double(!(sum <= 0) ? acc[std::size_t(d)] / sum : 0.0);
           if (p.layout == Layout::bhsd) o(b, h, i, d) = value;
           else o(b, i, h, d) = value;
         }
         if constexpr (with_lse) {
-          lse(b, h, i) = sum > 0 ? row_max + std::log(sum) : minus_inf;
+          lse(b, h, i) = !(sum <= 0) ? row_max + std::log(sum) : minus_inf;
         }
       }
     }

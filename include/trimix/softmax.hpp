@@ -55,9 +55,10 @@ TRIMIX_FORCEINLINE float rescale_factor(float m_old, float m_new) {
   return m_new == minus_infinity ? 1.0f : exp2_nonpositive(m_old - m_new);
 }
 
-/// Natural-log LSE of a finished row (base-2 state), -inf for a row that saw nothing.
+/// Natural-log LSE of a finished row (base-2 state), -inf for a row that saw nothing, NaN for a
+/// row whose sum is NaN (NaN in Q or K: `!(l <= 0)`, not `l > 0`, so that it propagates).
 TRIMIX_FORCEINLINE float finish_lse(float m, float l) {
-  return l > 0.0f ? (m + std::log2(l)) * ln2 : minus_infinity;
+  return !(l <= 0.0f) ? (m + std::log2(l)) * ln2 : minus_infinity;
 }
 
 }  // namespace trimix::impl
