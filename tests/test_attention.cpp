@@ -223,8 +223,9 @@ TEST_CASE("large logits (|scale q.k| ~ 1e4) neither overflow nor lose the maximu
 }
 
 // NaN in Q or K reaches exactly the rows that see it: every o element and the lse of such a row
-// are NaN, every other row stays finite. Keys at several offsets inside a tile and a stage, so that
-// each exp2 path of an engine (the XU's and the FMA pipe's emulation, engine_cuda.hpp) meets one.
+// are NaN, every other row stays finite (an lse of -inf would claim the row saw no key). NaN keys at
+// several offsets inside a tile and a stage (a masked and an unmasked half, a band item's first and
+// later stages), and a NaN query row.
 template <class T, class Mask>
 void check_nan_reaches_its_rows(const Mask& mask, const AttentionOptions& options, index_t head_dim) {
   std::mt19937_64 rng(97);
