@@ -399,9 +399,10 @@ namespace impl {
 TRIMIX_FUNCTION std::uint64_t bits_below(index_t n) { return n >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << n) - 1; }
 
 /// visible_bits of a row that sees exactly the keys [first, last] (a single-row key_span's `any`):
-/// bit c for first <= first_key + c <= last, first_key + c < seq_k, c < 64. Without branches: the
-/// bounds are clamped to [first_key - 1, first_key + 64] before any difference (spans may reach
-/// +-2^63 for huge windows), and an empty interval gives bits_below(hi) & ~bits_below(lo) = 0. The
+/// bit c for first <= first_key + c <= last, first_key + c < seq_k, c < 64. Without branches: first
+/// is clamped to >= first_key and last to [first_key - 1, first_key + 63] before any difference
+/// (spans may reach +-2^63 for huge windows), and an empty interval gives bits_below(hi) &
+/// ~bits_below(lo) = 0. The
 /// CUDA kernels compute these per lane for a band item's partial tiles, where the early returns
 /// of a branchy form diverged inside the quad (the warp ran every path).
 TRIMIX_FUNCTION std::uint64_t interval_bits(const KeySpan& row, index_t first_key, index_t seq_k) {
