@@ -395,20 +395,17 @@ std::string mask_name(const P& policy) {
 // ---- built-in policies --------------------------------------------------------------------
 
 namespace impl {
-/// Bits [0, n) of 64, n in [0, 64].
-TRIMIX_FUNCTION std::uint64_t bits_below(index_t n) { return n >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << n) - 1; }
-
 /// visible_bits of a row that sees exactly the keys [first, last] (a single-row key_span's `any`):
-/// bit c for first <= first_key + c <= last, first_key + c < seq_k, c < 64. Without branches: first
-/// is clamped to >= first_key and last to [first_key - 1, first_key + 63] before any difference
-/// (spans may reach +-2^63 for huge windows), and an empty interval gives bits_below(hi) &
-/// ~bits_below(lo) = 0. The
-/// CUDA kernels compute these per lane for a band item's partial tiles, where the early returns
-/// of a branchy form diverged inside the quad (the warp ran every path).
+/// bit c for first <= first_key + c <= last, first_key + c < seq_k, c < 64.
 TRIMIX_FUNCTION std::uint64_t interval_bits(const KeySpan& row, index_t first_key, index_t seq_k) {
-  const index_t first = max_index(row.any_first, first_key);
-  const index_t last = max_index(min_index(min_index(row.any_last, seq_k - 1), first_key + 63), first_key - 1);
-  return bits_below(last - first_key + 1) & ~bits_below(min_index(first - first_key, 64));
+  // Differences only where they cannot overflow (spans may reach +-2^63 for huge windows).
+  const index_t last = min_index(row.any_last, seq_k - 1);
+  if (last < first_key || row.any_first > last || row.any_first >= first_key + 64) return 0;
+  const index_t lo = row.any_first <= first_key ? 0 : row.any_first - first_key;
+  const index_t hi = min_index(last - first_key, 63) + 1;  // exclusive
+  if (lo >= hi) return 0;
+  const std::uint64_t below_hi = hi == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << hi) - 1;
+  return below_hi & (~std::uint64_t(0) << lo);
 }
 
 /// visible_bits of the rows of a causal sink + window band (Streaming, Triangle): keys
@@ -421,8 +418,8 @@ TRIMIX_FUNCTION std::uint64_t interval_bits(const KeySpan& row, index_t first_ke
 TRIMIX_FUNCTION std::uint64_t sink_window_bits(index_t sink_last, index_t window, index_t p, index_t first_key,
                                                index_t seq_k) {
   const std::uint64_t sink_bits = interval_bits(KeySpan{0, min_index(sink_last, p)}, first_key, seq_k);
-  // window <= 0: the empty interval [p + 1, p] (a select, not a branch).
-  return sink_bits | interval_bits(KeySpan{window > 0 ? p - (window - 1) : p + 1, p}, first_key, seq_k);
+  if (window <= 0) return sink_bits;
+  return sink_bits | interval_bits(KeySpan{p - (window - 1), p}, first_key, seq_k);
 }
 
 /// Keys j with lo <= p - j <= hi: the shape of Full, Causal and Window.
