@@ -35,8 +35,8 @@ constexpr int pair_shared_bytes = int(pair_q_bytes + pair_stages * pair_kv_bytes
 /// Registers per thread (setmaxnreg): 40 for the producer thread's warpgroup, 232 per consumer
 /// (acc 64 + S 64 + P 32 + Q 32 live across a step). setmaxnreg moves registers between the
 /// warpgroups of the CTA, it cannot add any: the sum stays within the launch's 168 a thread (64K
-/// over 384 threads, in units of 8), so the producer cannot have 48 (ptxas: its spill stores 76 ->
-/// 36 bytes) without the consumers dropping to 224.
+/// over 384 threads, in units of 8), so the producer cannot have 48 (ptxas, Triangle: spill stores 68
+/// -> 28 bytes) without the consumers dropping to 224.
 constexpr int pair_producer_registers = 40, pair_consumer_registers = 232;
 constexpr int pair_launch_registers = 65536 / pair_threads / 8 * 8;
 static_assert(pair_producer_registers + 2 * pair_consumer_registers <= 3 * pair_launch_registers, "setmaxnreg budget");
