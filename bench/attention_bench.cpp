@@ -75,6 +75,7 @@ void print_usage(const char* program) {
       "Times trimix::attention over sequence lengths, masks and element types.\n\n"
       "  --seq LIST       sequence lengths (queries = keys)       [2048,4096,8192,16384]\n"
       "  --masks LIST     causal,triangle,streaming,full            [causal,triangle,streaming]\n"
+      "                   triangle_spelled: Causal & (Sink | Window | LastRows), Triangle's pairs\n"
       "                   dynamic (estimated per call, Causal & block-sparse): vslash (MInference\n"
       "                   vertical-slash), pooled90 / pooled95 (pooled blocks, gamma 0.9 / 0.95)\n"
       "  --dtypes LIST    f32,bf16,f16                              [f32,bf16]\n"
@@ -150,10 +151,11 @@ bool parse_options(int argc, char* argv[], Options& opt) {
     else throw std::invalid_argument("unknown option " + arg + " (see --help)");
   }
   for (const auto& m : opt.masks)
-    if (m != "causal" && m != "triangle" && m != "streaming" && m != "full" && m != "vslash" &&
-        m != "pooled90" && m != "pooled95")
+    if (m != "causal" && m != "triangle" && m != "triangle_spelled" && m != "streaming" && m != "full" &&
+        m != "vslash" && m != "pooled90" && m != "pooled95")
       throw std::invalid_argument("unknown mask '" + m +
-                                  "' (causal, triangle, streaming, full, vslash, pooled90, pooled95)");
+                                  "' (causal, triangle, triangle_spelled, streaming, full, vslash, pooled90, "
+                                  "pooled95)");
   for (const auto& d : opt.dtypes)
     if (d != "f32" && d != "bf16" && d != "f16")
       throw std::invalid_argument("unknown dtype '" + d + "' (f32, bf16, f16)");
@@ -603,6 +605,11 @@ void run_dtype(const Options& opt, const Context& ctx, std::ofstream* csv, std::
       if (name == "causal") r = time_case(opt, exec, q, k, v, o, dtype, name, trimix::Causal{}, seq);
       else if (name == "triangle")
         r = time_case(opt, exec, q, k, v, o, dtype, name, trimix::Triangle{opt.sink, opt.window, opt.last_rows}, seq);
+      else if (name == "triangle_spelled")
+        r = time_case(opt, exec, q, k, v, o, dtype, name,
+                      trimix::Causal{} & (trimix::Sink{opt.sink} | trimix::Window{opt.window} |
+                                          trimix::LastRows{opt.last_rows}),
+                      seq);
       else if (name == "streaming")
         r = time_case(opt, exec, q, k, v, o, dtype, name, trimix::Streaming{opt.sink, opt.window}, seq);
       else if (name == "vslash")

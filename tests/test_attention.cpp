@@ -105,13 +105,20 @@ struct MakeComposition {
     return (Window{extent_around(r, n)} | LastRows{extent_around(r, n)}) & ((Full{} & Sink{n / 2 + 1}) | Causal{});
   }
 };
+// Spells Triangle out (trimix::canonical runs it as Triangle), in an order of its own.
+struct MakeSpelledTriangle {
+  static auto make(std::mt19937_64& r, index_t n) {
+    using namespace trimix;
+    return (LastRows{extent_around(r, n)} | (Window{extent_around(r, n)} | Sink{extent_around(r, n)})) & Causal{};
+  }
+};
 struct MakeCustom {
   static auto make(std::mt19937_64& r, index_t n) {
     return trimix::Causal{} & (EveryNthTile{16 * index_t(1 + r() % 4), index_t(1 + r() % 3)} | trimix::Sink{extent_around(r, n)});
   }
 };
 using MaskFactories = std::tuple<MakeCausal, MakeFull, MakeTriangle, MakeStreaming, MakeWindow,
-                                 MakeLastRows, MakeComposition, MakeCustom>;
+                                 MakeLastRows, MakeComposition, MakeSpelledTriangle, MakeCustom>;
 
 }  // namespace
 

@@ -355,6 +355,48 @@ TEST_CASE("Triangle degenerates to Streaming and Causal", "[mask]") {
   }
 }
 
+TEST_CASE("canonical: compositions that spell a built-in policy become it", "[mask]") {
+  using namespace trimix;
+  // The types, in either operand order and any grouping of the union.
+  static_assert(std::is_same_v<decltype(canonical(Causal{} & (Sink{} | Window{} | LastRows{}))), Triangle>);
+  static_assert(std::is_same_v<decltype(canonical((LastRows{} | (Window{} | Sink{})) & Causal{})), Triangle>);
+  static_assert(std::is_same_v<decltype(canonical(Causal{} & (Window{} | Sink{}))), Streaming>);
+  static_assert(std::is_same_v<decltype(canonical(Window{} & Causal{})), Window>);
+  // Not built-in forms: left as they are.
+  using NotCausal = decltype(Sink{} | Window{} | LastRows{});
+  static_assert(std::is_same_v<decltype(canonical(NotCausal{})), NotCausal>);
+  using TwoSinks = decltype(Causal{} & (Sink{} | Sink{} | Window{}));
+  static_assert(std::is_same_v<decltype(canonical(TwoSinks{})), TwoSinks>);
+  static_assert(std::is_same_v<decltype(canonical(Causal{} & (LastRows{} | Window{}))), Triangle>);
+  using NoWindow = decltype(Causal{} & (Sink{} | LastRows{}));
+  static_assert(std::is_same_v<decltype(canonical(NoWindow{})), NoWindow>);
+  using WithFull = decltype(Causal{} & (Window{} | Full{}));
+  static_assert(std::is_same_v<decltype(canonical(WithFull{})), WithFull>);
+  static_assert(std::is_same_v<decltype(canonical(Triangle{})), Triangle>);
+
+  // The parameters carried over, and the same visible pairs and tile classes, at random extents
+  // (0, 1, past the sequence) and geometries.
+  const Triangle tri = canonical(Causal{} & (LastRows{3} | Sink{5} | Window{7}));
+  REQUIRE((tri.sink == 5 && tri.window == 7 && tri.last_rows == 3));
+  const Streaming st = canonical((Window{9} | Sink{2}) & Causal{});
+  REQUIRE((st.sink == 2 && st.window == 9));
+  REQUIRE(canonical(Causal{} & Window{11}).size == 11);
+  const Triangle no_sink = canonical(Causal{} & (Window{4} | LastRows{6}));
+  REQUIRE((no_sink.sink == 0 && no_sink.window == 4 && no_sink.last_rows == 6));
+  std::mt19937_64 rng(11);
+  for (int trial = 0; trial < 40; ++trial) {
+    const TileGeometry g = random_geometry(rng);
+    const index_t s = random_extent(rng, g.seq_k), w = random_extent(rng, g.seq_k), l = random_extent(rng, g.seq_k);
+    const auto triangle = Causal{} & ((Window{w} | LastRows{l}) | Sink{s});
+    require_same_mask(triangle, canonical(triangle), g);
+    const auto streaming = (Sink{s} | Window{w}) & Causal{};
+    require_same_mask(streaming, canonical(streaming), g);
+    require_same_mask(Causal{} & Window{w}, canonical(Causal{} & Window{w}), g);
+    const auto no_sink = Causal{} & (LastRows{l} | Window{w});
+    require_same_mask(no_sink, canonical(no_sink), g);
+  }
+}
+
 TEST_CASE("TriangleMix runs: a sink run, a window run and the diagonal", "[mask]") {
   // N = 8192, 128-wide tiles, Triangle(8, 512, 128): a middle q-tile visits the sink tile, the
   // four window tiles before the diagonal and the diagonal; the last q-tile everything causal.

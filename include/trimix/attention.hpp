@@ -99,12 +99,14 @@ AttentionPlan<ExecSpace, Mask> plan_for_problem(const ExecSpace& exec, const Pro
       // One head per item when the heads of a group have different masks (plan.hpp).
       Problem packing = problem;
       if (!uniform_within_group(mask, problem.q_heads, problem.kv_heads)) packing.kv_heads = problem.q_heads;
-      if constexpr (engine_shapes_by_mask<Engine, Mask>::value) shape = Engine::shape(packing, mask);
+      if constexpr (engine_shapes_by_mask<Engine, decltype(canonical(mask))>::value)
+        shape = Engine::shape(packing, canonical(mask));
       else shape = Engine::shape(packing);
       plan.backend_engine = true;
     }
   }
-  plan.work = make_plan(exec, problem, mask, shape, options);
+  // The canonical policy's plan (the same tiles, and what the kernels of run_attention expect).
+  plan.work = make_plan(exec, problem, canonical(mask), shape, options);
   const index_t slots = plan.work.split_slots, rows = plan.work.rows_per_item;
   plan.partial_o = Kokkos::View<float*, typename ExecSpace::memory_space>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::partial_o"),
@@ -134,6 +136,9 @@ void run_attention(const ExecSpace& exec, const AttentionPlan<ExecSpace, Mask>& 
   using TV = typename V::non_const_value_type;
   using TO = typename O::non_const_value_type;
   const std::string name = mask_name(plan.mask);
+  // A composition that spells out a built-in policy runs as that policy (mask.hpp, canonical).
+  const auto run_mask = canonical(plan.mask);
+  using RunMask = std::remove_const_t<decltype(run_mask)>;
   ProfilingRegion region("trimix::attention[" + name + "]");
   if (plan.work.item_count() == 0) return;
 
@@ -150,14 +155,14 @@ void run_attention(const ExecSpace& exec, const AttentionPlan<ExecSpace, Mask>& 
   bool launched = false;
   if constexpr (Engine::available) {
     if (plan.backend_engine && Engine::handles_views(problem, args.q, args.k, args.v, args.o)) {
-      Engine::run(exec, plan.work, plan.mask, args, plan.partial_o.data(), plan.partial_lse.data(),
+      Engine::run(exec, plan.work, run_mask, args, plan.partial_o.data(), plan.partial_lse.data(),
                   plan.item_counter.data());
       launched = true;
     }
   }
   if (!launched) {
-    using Kernel = AttentionKernel<ExecSpace, Mask, TQ, TK, TV, TO>;
-    Kernel kernel{args, plan.mask, plan.work.geometry, plan.work.heads_per_item, rows, dim,
+    using Kernel = AttentionKernel<ExecSpace, RunMask, TQ, TK, TV, TO>;
+    Kernel kernel{args, run_mask, plan.work.geometry, plan.work.heads_per_item, rows, dim,
                   plan.work.items, plan.work.runs, plan.partial_o.data(), plan.partial_lse.data(), 0};
     using Policy = Kokkos::TeamPolicy<ExecSpace, Kokkos::Schedule<Kokkos::Dynamic>>;
     const index_t bytes = Kernel::scratch_bytes(rows, dim, plan.work.geometry.kv_tile);

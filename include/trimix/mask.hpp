@@ -731,6 +731,84 @@ struct Triangle : ComposedPolicy<Triangle> {
   const char* name() const { return "triangle"; }
 };
 
+// ---- canonical form ----------------------------------------------------------------------------
+
+namespace impl {
+/// How many Sink, Window and LastRows leaves a union of only such leaves has (ok = false: some
+/// other policy is in it, or it is not a union of leaves).
+template <class P>
+struct band_leaves {
+  static constexpr bool ok = false;
+  static constexpr int sink = 0, window = 0, last_rows = 0;
+};
+template <>
+struct band_leaves<Sink> {
+  static constexpr bool ok = true;
+  static constexpr int sink = 1, window = 0, last_rows = 0;
+};
+template <>
+struct band_leaves<Window> {
+  static constexpr bool ok = true;
+  static constexpr int sink = 0, window = 1, last_rows = 0;
+};
+template <>
+struct band_leaves<LastRows> {
+  static constexpr bool ok = true;
+  static constexpr int sink = 0, window = 0, last_rows = 1;
+};
+template <class A, class B>
+struct band_leaves<Union<A, B>> {
+  static constexpr bool ok = band_leaves<A>::ok && band_leaves<B>::ok;
+  static constexpr int sink = band_leaves<A>::sink + band_leaves<B>::sink;
+  static constexpr int window = band_leaves<A>::window + band_leaves<B>::window;
+  static constexpr int last_rows = band_leaves<A>::last_rows + band_leaves<B>::last_rows;
+};
+
+/// The built-in policy that Causal & U is, by U's leaves (one Window, at most one of the others):
+/// 3 Triangle (with LastRows; sink 0 without a Sink), 2 Streaming (Sink), 1 Window (alone: causal
+/// already); 0 none. A constant, not a constexpr function: nvcc calls those host-only.
+template <class U, class L = band_leaves<U>>
+constexpr int causal_band_kind = !L::ok || L::window != 1 || L::sink > 1 || L::last_rows > 1 ? 0
+                                 : L::last_rows == 1                                       ? 3
+                                 : L::sink == 1                                            ? 2
+                                                                                           : 1;
+
+TRIMIX_FUNCTION void gather_band(const Sink& s, SinkWindow& out) { out.sink = s.count; }
+TRIMIX_FUNCTION void gather_band(const Window& w, SinkWindow& out) { out.window = w.size; }
+TRIMIX_FUNCTION void gather_band(const LastRows& l, SinkWindow& out) { out.last_rows = l.count; }
+template <class A, class B>
+TRIMIX_FUNCTION void gather_band(const Union<A, B>& u, SinkWindow& out) {
+  gather_band(u.a, out);
+  gather_band(u.b, out);
+}
+
+template <class U>
+TRIMIX_FUNCTION auto causal_band(const U& u) {
+  SinkWindow sw;
+  gather_band(u, sw);
+  constexpr int kind = causal_band_kind<U>;
+  if constexpr (kind == 3) return Triangle{sw.sink, sw.window, sw.last_rows};
+  else if constexpr (kind == 2) return Streaming{sw.sink, sw.window};
+  else return Window{sw.window};
+}
+}  // namespace impl
+
+/// The built-in policy with exactly the visible pairs of `policy`, where the composition spells
+/// one out, else `policy` itself: Causal & (Sink | Window | LastRows) is Triangle (without the Sink,
+/// Triangle with sink 0), Causal & (Sink | Window) is Streaming and Causal & Window is Window, in
+/// either operand order and any grouping of the union. trimix::attention plans and runs the canonical policy (the plan keeps the one
+/// given), so a composition runs the kernels and mask bits tuned for its built-in form.
+template <class P>
+TRIMIX_FUNCTION auto canonical(const P& policy) {
+  return policy;
+}
+template <class A, class B>
+TRIMIX_FUNCTION auto canonical(const Intersection<A, B>& x) {
+  if constexpr (std::is_same_v<A, Causal> && impl::causal_band_kind<B> > 0) return impl::causal_band(x.b);
+  else if constexpr (std::is_same_v<B, Causal> && impl::causal_band_kind<A> > 0) return impl::causal_band(x.a);
+  else return x;
+}
+
 // ---- host utilities built on the contract ------------------------------------------------------
 
 /// Visible (query, key) pairs of one head for Sq = seq_q, Sk = seq_k: the work a mask leaves
