@@ -736,33 +736,24 @@ struct Triangle : ComposedPolicy<Triangle> {
 namespace impl {
 /// How many Sink, Window and LastRows leaves a union of only such leaves has (ok = false: some
 /// other policy is in it, or it is not a union of leaves).
+template <bool Ok, int SinkLeaves, int WindowLeaves, int LastRowsLeaves>
+struct leaf_counts {
+  static constexpr bool ok = Ok;
+  static constexpr int sink = SinkLeaves, window = WindowLeaves, last_rows = LastRowsLeaves;
+};
 template <class P>
-struct band_leaves {
-  static constexpr bool ok = false;
-  static constexpr int sink = 0, window = 0, last_rows = 0;
-};
+struct band_leaves : leaf_counts<false, 0, 0, 0> {};
 template <>
-struct band_leaves<Sink> {
-  static constexpr bool ok = true;
-  static constexpr int sink = 1, window = 0, last_rows = 0;
-};
+struct band_leaves<Sink> : leaf_counts<true, 1, 0, 0> {};
 template <>
-struct band_leaves<Window> {
-  static constexpr bool ok = true;
-  static constexpr int sink = 0, window = 1, last_rows = 0;
-};
+struct band_leaves<Window> : leaf_counts<true, 0, 1, 0> {};
 template <>
-struct band_leaves<LastRows> {
-  static constexpr bool ok = true;
-  static constexpr int sink = 0, window = 0, last_rows = 1;
-};
+struct band_leaves<LastRows> : leaf_counts<true, 0, 0, 1> {};
 template <class A, class B>
-struct band_leaves<Union<A, B>> {
-  static constexpr bool ok = band_leaves<A>::ok && band_leaves<B>::ok;
-  static constexpr int sink = band_leaves<A>::sink + band_leaves<B>::sink;
-  static constexpr int window = band_leaves<A>::window + band_leaves<B>::window;
-  static constexpr int last_rows = band_leaves<A>::last_rows + band_leaves<B>::last_rows;
-};
+struct band_leaves<Union<A, B>>
+    : leaf_counts<band_leaves<A>::ok && band_leaves<B>::ok, band_leaves<A>::sink + band_leaves<B>::sink,
+                  band_leaves<A>::window + band_leaves<B>::window,
+                  band_leaves<A>::last_rows + band_leaves<B>::last_rows> {};
 
 /// The built-in policy that Causal & U is, by U's leaves (one Window, at most one of the others):
 /// 3 Triangle (with LastRows; sink 0 without a Sink), 2 Streaming (Sink), 1 Window (alone: causal
@@ -793,11 +784,12 @@ TRIMIX_FUNCTION auto causal_band(const U& u) {
 }
 }  // namespace impl
 
-/// The built-in policy with exactly the visible pairs of `policy`, where the composition spells
-/// one out, else `policy` itself: Causal & (Sink | Window | LastRows) is Triangle (without the Sink,
+/// The built-in policy with exactly the visible pairs of `policy`, where the composition spells one
+/// out, else `policy` itself: Causal & (Sink | Window | LastRows) is Triangle (without the Sink,
 /// Triangle with sink 0), Causal & (Sink | Window) is Streaming and Causal & Window is Window, in
-/// either operand order and any grouping of the union. trimix::attention plans and runs the canonical policy (the plan keeps the one
-/// given), so a composition runs the kernels and mask bits tuned for its built-in form.
+/// either operand order and any grouping of the union. trimix::attention plans and runs the
+/// canonical policy (the plan keeps the one given), so a composition runs the kernels and mask bits
+/// tuned for its built-in form.
 template <class P>
 TRIMIX_FUNCTION auto canonical(const P& policy) {
   return policy;
