@@ -36,6 +36,7 @@ void probe(const View& q, const View& k, const View& o) {
   trimix::attention(Kokkos::Cuda{}, q, k, k, o, trimix::Window{512});
   trimix::attention(Kokkos::Cuda{}, q, k, k, o, trimix::LastRows{128});
   trimix::attention(Kokkos::Cuda{}, q, k, k, o, trimix::Sink{8} | trimix::Window{512});
+  trimix::attention(Kokkos::Cuda{}, q, k, k, o, trimix::Full{});
 }
 CPP
 NVCC_APPEND_FLAGS="-gencode=arch=compute_90a,code=sm_90a -Xptxas -v" "$kokkos/bin/nvcc_wrapper" -std=c++17 -O3 \
@@ -51,7 +52,7 @@ for i, line in enumerate(lines):
         else:
             dim = re.search(r"ws_attention_kernelILi(\d+)E", line)
             kernel = f"head dim {dim.group(1) if dim else '?'}"
-        mask = re.search(r"(Causal|Triangle|Streaming|LastRows|Union|Window)", line)
+        mask = re.search(r"(Causal|Triangle|Streaming|LastRows|Union|Window|Full)", line)
         info = [x.split(":", 1)[-1].strip() for x in lines[i + 1:i + 4] if "spill" in x or "registers" in x]
         print(f"{kernel}, {mask.group(1).replace('Union', 'Sink | Window') if mask else '?'}: " + "; ".join(info))
 # ptxas serializes the wgmmas of a kernel it cannot pipeline (a branch between a wgmma and its
