@@ -517,6 +517,9 @@ TEMPLATE_TEST_CASE("tile-engine band items with the sink keys in another tile", 
       check_against_reference(in, trimix::Streaming{sink, 100}, {});
       check_against_reference(in, trimix::Triangle{sink, 77, 30}, {});
     }
+    // Spelled out, it runs as Triangle (trimix::canonical): its kernels and the sink fold.
+    using namespace trimix;
+    check_against_reference(in, (Window{77} | LastRows{30} | Sink{16}) & Causal{}, {});
   }
 }
 
