@@ -94,19 +94,20 @@ AttentionPlan<ExecSpace, Mask> plan_for_problem(const ExecSpace& exec, const Pro
   plan.mask = mask;
   plan.problem = problem;
   TileShape shape{Traits::q_rows, Traits::kv_tile, Traits::max_heads_per_item};
+  // The canonical policy plans (the same tiles, and what the kernels of run_attention expect).
+  const auto run_mask = canonical(mask);
   if constexpr (Engine::available) {
     if (Engine::handles_shape(problem)) {
       // One head per item when the heads of a group have different masks (plan.hpp).
       Problem packing = problem;
       if (!uniform_within_group(mask, problem.q_heads, problem.kv_heads)) packing.kv_heads = problem.q_heads;
-      if constexpr (engine_shapes_by_mask<Engine, decltype(canonical(mask))>::value)
-        shape = Engine::shape(packing, canonical(mask));
+      if constexpr (engine_shapes_by_mask<Engine, std::remove_const_t<decltype(run_mask)>>::value)
+        shape = Engine::shape(packing, run_mask);
       else shape = Engine::shape(packing);
       plan.backend_engine = true;
     }
   }
-  // The canonical policy's plan (the same tiles, and what the kernels of run_attention expect).
-  plan.work = make_plan(exec, problem, canonical(mask), shape, options);
+  plan.work = make_plan(exec, problem, run_mask, shape, options);
   const index_t slots = plan.work.split_slots, rows = plan.work.rows_per_item;
   plan.partial_o = Kokkos::View<float*, typename ExecSpace::memory_space>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "trimix::partial_o"),
