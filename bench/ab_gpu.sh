@@ -5,17 +5,18 @@
 # inputs against the first build's (bit-identical or relative L2), before any timing.
 #
 #   bench/ab_gpu.sh --out DIR [--rounds 2] [--seq 16384,65536] [--masks causal,triangle,streaming]
-#                   [--dtype bf16] [--timeout 150] [--agree 16384] [--env LABEL:VAR=VALUE]...
+#                   [--dtype bf16] [--timeout 150] [--agree 16384 [--io IODIR]] [--env LABEL:VAR=VALUE]...
 #                   LABEL=BENCH [LABEL=BENCH ...]
 #
 # BENCH: an attention_bench binary; LABEL names it in the CSVs (TRIMIX_DEVICE=<gpu>-LABEL) and the
 # table. The same binary may appear under two labels with --env setting a run-time switch for one
 # (e.g. --env nopp:TRIMIX_CUDA_PING_PONG=0 main=b/attention_bench nopp=b/attention_bench).
 # Timing is sustained, as compare_gpu.py times the peers (--warmup-ms 100 --rep-ms 500). Writes
-# DIR/ab_<label>_<round>.{csv,log}, DIR/agree.txt and DIR/summary.txt. Exit status 1 if a run
-# failed or outputs held NaN.
+# DIR/ab_<label>_<round>.{csv,log}, DIR/agree.txt and DIR/summary.txt; the inputs and outputs of
+# --agree (tens of MB each) go to IODIR/{in,<label>/o_<mask>.bin}, a temporary directory unless
+# --io names one. Exit status 1 if a run failed or outputs held NaN.
 set -euo pipefail
-out="" rounds=2 seq=16384,65536 masks=causal,triangle,streaming dtype=bf16 limit=150 agree=""
+out="" rounds=2 seq=16384,65536 masks=causal,triangle,streaming dtype=bf16 limit=150 agree="" io=""
 declare -A env_of=()
 labels=() bins=()
 while [ $# -gt 0 ]; do
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
     --dtype) dtype=$2; shift 2 ;;
     --timeout) limit=$2; shift 2 ;;
     --agree) agree=$2; shift 2 ;;
+    --io) io=$2; shift 2 ;;
     --env) env_of[${2%%:*}]="${env_of[${2%%:*}]:-} ${2#*:}"; shift 2 ;;
     -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *=*) labels+=("${1%%=*}"); bins+=("${1#*=}"); shift ;;
@@ -44,8 +46,12 @@ run() {  # label bench args...: one attention_bench run under the label's switch
 }
 
 if [ -n "$agree" ]; then
+  if [ -z "$io" ]; then
+    io=$(mktemp -d)
+    trap 'rm -rf "$io"' EXIT
+  fi
   # Shared inputs: standard normal Q, K, V ([B, H, S, D], the bench's default heads), as raw files.
-  python3 - "$out/io" "$agree" "$dtype" <<'PY'
+  python3 - "$io/in" "$agree" "$dtype" <<'PY'
 import os, sys
 import numpy as np
 d, n, dtype = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -60,14 +66,14 @@ for name, heads in (("q", 32), ("k", 8), ("v", 8)):
     raw(rng.standard_normal((1, heads, n, 128))).tofile(f"{d}/{name}.bin")
 PY
   for i in "${!labels[@]}"; do
-    l=${labels[$i]}; mkdir -p "$out/io_$l"; cp "$out"/io/*.bin "$out/io_$l/"
+    l=${labels[$i]}; mkdir -p "$io/$l"; cp "$io"/in/*.bin "$io/$l/"
     run "$l" "${bins[$i]}" --seq "$agree" --masks "$masks" --dtypes "$dtype" --warmup-ms 5 --rep-ms 5 \
-      --io-dir "$out/io_$l" > "$out/io_$l.log" 2>&1 || { echo "agree run $l failed: $?"; status=1; }
+      --io-dir "$io/$l" > "$out/agree_$l.log" 2>&1 || { echo "agree run $l failed: $?"; status=1; }
   done
-  python3 - "$out" "$masks" "$dtype" "${labels[@]}" <<'PY' | tee "$out/agree.txt" || status=1
+  python3 - "$io" "$masks" "$dtype" "${labels[@]}" <<'PY' | tee "$out/agree.txt" || status=1
 import sys
 import numpy as np
-out, masks, dtype, labels = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4:]
+io, masks, dtype, labels = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4:]
 def load(path):
     raw = np.fromfile(path, dtype=np.uint16)
     if dtype == "fp16":
@@ -75,9 +81,9 @@ def load(path):
     return (raw.astype(np.uint32) << 16).view(np.float32)
 bad = False
 for mask in masks:
-    ref = load(f"{out}/io_{labels[0]}/o_{mask}.bin")
+    ref = load(f"{io}/{labels[0]}/o_{mask}.bin")
     for label in labels[1:]:
-        x = load(f"{out}/io_{label}/o_{mask}.bin")
+        x = load(f"{io}/{label}/o_{mask}.bin")
         nan = int(np.isnan(x).sum()) + int(np.isnan(ref).sum())
         bad |= nan > 0
         rel = np.linalg.norm(x - ref) / np.linalg.norm(ref)
