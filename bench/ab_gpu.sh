@@ -14,7 +14,8 @@
 # Timing is sustained, as compare_gpu.py times the peers (--warmup-ms 100 --rep-ms 500). Writes
 # DIR/ab_<label>_<round>.{csv,log}, DIR/agree.txt and DIR/summary.txt; the inputs and outputs of
 # --agree (tens of MB each) go to IODIR/{in,<label>/o_<mask>.bin}, a temporary directory unless
-# --io names one. Exit status 1 if a run failed or outputs held NaN.
+# --io names one. Exit status 1 if a run failed or outputs held NaN. Needs nvidia-smi, and python3
+# with numpy for --agree (the GPU machine's PyTorch environment has both).
 set -euo pipefail
 out="" rounds=2 seq=16384,65536 masks=causal,triangle,streaming dtype=bf16 limit=150 agree="" io=""
 declare -A env_of=()
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     --agree) agree=$2; shift 2 ;;
     --io) io=$2; shift 2 ;;
     --env) env_of[${2%%:*}]="${env_of[${2%%:*}]:-} ${2#*:}"; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *=*) labels+=("${1%%=*}"); bins+=("${1#*=}"); shift ;;
     *) echo "ab_gpu.sh: unknown argument $1" >&2; exit 2 ;;
   esac
