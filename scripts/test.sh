@@ -3,7 +3,7 @@
 #   scripts/test.sh              provision (scripts/install-deps.sh), then the `cpu-release` preset:
 #                                Release, -Werror, every CTest test (unit tests on each Kokkos host
 #                                backend, examples, compile-fail pair, package consumers)
-#   scripts/test.sh --sanitize   and then the `cpu-debug-sanitize` preset: Debug + ASan + UBSan,
+#   scripts/test.sh --sanitize   and then the `cpu-debug-sanitize` preset: Debug (-O1) + ASan + UBSan,
 #                                unit tests and examples (also: TRIMIX_SANITIZE=1)
 # Build trees: build/cpu-release, build/cpu-debug-sanitize. Kokkos: whatever install-deps.sh reports
 # (its cache, or Kokkos_ROOT when set).
