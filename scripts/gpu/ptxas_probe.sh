@@ -9,6 +9,11 @@
 #
 # PREFIX: a Kokkos install with the CUDA backend (its bin/nvcc_wrapper compiles); DIR: the trimix
 # tree whose include/ is probed (default: this one), e.g. a snapshot of a variant.
+#
+# ptxas's verdict depends on one kernel's code alone (not on the other kernels of the unit). The
+# one cause found so far (bench/NOTES.md, twenty-seventh session): a wgmma whose accumulators are
+# half of another wgmma's, the pair kernel's lone first tile's m64n64 S in the first half of S's
+# m64n128 registers; freeing registers elsewhere only moved the serialization between masks.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kokkos="" source="$root"
