@@ -6,7 +6,8 @@ shared-memory latency or the producer (every stage is assumed landed).
 
 Each consumer runs the same items as a list of operations: issue wgmma groups (the pipe runs them
 first come, first served, each for its tensor cycles), wait for its own groups, or compute
-(cycles of its own instruction stream). A turn is FA3's ping-pong as the kernel does it with named
+(cycles of its own instruction stream); a step waits for its P V after the softmax, as exp/pvw2
+orders it (at head ptxas hoists that wait above the softmax, which the model does not reproduce). A turn is FA3's ping-pong as the kernel does it with named
 barriers: a consumer's k-th turn waits for the other's k-th pass, so the turns alternate strictly;
 `--lag N` gives consumer 1 N empty turns first (it runs N steps behind on the same stages, which the
 kernel could hold with K and V freed apart: 3 K and 3 V buffers of 32 KB), `--free fs,lpv` lets the
