@@ -11,7 +11,8 @@ orders it (at head ptxas hoists that wait above the softmax, which the model doe
 barriers: a consumer's k-th turn waits for the other's k-th pass, so the turns alternate strictly;
 `--lag N` gives consumer 1 N empty turns first (it runs N steps behind on the same stages, which the
 kernel could hold with K and V freed apart: 3 K and 3 V buffers of 32 KB), `--free fs,lpv` lets the
-first stage's S or the last P V issue without a turn.
+first stage's S or the last P V issue without a turn, `--slack N` lets a consumer run N turns ahead
+of the other (turns counted in shared memory instead of named barriers).
 
 Costs (--set NAME=CYCLES): S and PV, one consumer's m64n128k128 at the dense peak (64 x 128 x 128
 x 2 FLOP / 4096 FLOP a cycle and SM); sig, a full stage's mask selects + softmax + pack after S
@@ -21,7 +22,7 @@ E, the epilogue and the next item's set-up; takeq, take_q. The defaults put the 
 ~5.5 causal steps (measured 5.8, twenty-fifth session); bench/NOTES.md (twenty-eighth session)
 says what it predicted.
 
-  bench/pair_timeline_model.py [--lag N] [--free fs,lpv] [--set E=1300 ...]
+  bench/pair_timeline_model.py [--lag N] [--free fs,lpv] [--slack N] [--set E=1300 ...]
 """
 import argparse
 
@@ -42,8 +43,9 @@ def item_ops(steps, lone_first, P):
     return ops
 
 
-def simulate(items, P, lag=0, free=()):
-    """Cycles to run `items` ((full stages, lone first tile) each) on one SM, and the pipe's busy share."""
+def simulate(items, P, lag=0, free=(), slack=0):
+    """Cycles to run `items` ((full stages, lone first tile) each) on one SM, and the pipe's busy share.
+    `slack`: a consumer's k-th turn waits for the other's (k - slack)-th pass (0: the kernel's turns)."""
     work = sum((item_ops(*it, P) for it in items), [])
     progs = [work + [('empty',)] * lag, [('empty',)] * lag + work]  # consumer 1 starts `lag` turns behind
     pc, t, groups = [0, 0], [0.0, 0.0], [[], []]
@@ -56,7 +58,7 @@ def simulate(items, P, lag=0, free=()):
 
     def blocked(c):
         op = progs[c][pc[c]]
-        return takes_turn(op) and len(passes[1 - c]) <= waited[c]
+        return takes_turn(op) and len(passes[1 - c]) <= waited[c] - slack
 
     while any(pc[c] < len(progs[c]) for c in range(2)):
         ready = [c for c in range(2) if pc[c] < len(progs[c]) and not blocked(c)]
@@ -65,7 +67,9 @@ def simulate(items, P, lag=0, free=()):
         c = min(ready, key=lambda i: t[i])  # the pipe serves issues in time order
         op = progs[c][pc[c]]
         if takes_turn(op):
-            t[c] = max(t[c], passes[1 - c][waited[c]]) + P['bar']
+            if waited[c] >= slack:
+                t[c] = max(t[c], passes[1 - c][waited[c] - slack])
+            t[c] += P['bar']
             waited[c] += 1
         if op[0] == 'issue':
             for cycles in op[1]:
@@ -86,6 +90,7 @@ def simulate(items, P, lag=0, free=()):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--lag', type=int, default=0)
+    ap.add_argument('--slack', type=int, default=0, help='turns a consumer may run ahead of the other')
     ap.add_argument('--free', default='', help='comma-separated: fs, lpv')
     ap.add_argument('--set', nargs='*', default=[], metavar='NAME=CYCLES')
     args = ap.parse_args()
@@ -100,9 +105,9 @@ def main():
     base, pipe = simulate([(4, True)] * 32, P)
     print(f"band items (lone tile + 4 stages), turns as at head: {base / 32:.0f} cycles an item "
           f"({base / 32 / step:.2f} causal stages), pipe {pipe:.0%}")
-    if args.lag or free:
-        T, pipe = simulate([(4, True)] * 32, P, args.lag, free)
-        print(f"  lag {args.lag}, free {free or '-'}: {T / 32:.0f} cycles an item ({T / base - 1:+.1%}), pipe {pipe:.0%}")
+    if args.lag or free or args.slack:
+        T, pipe = simulate([(4, True)] * 32, P, args.lag, free, args.slack)
+        print(f"  lag {args.lag}, free {free or '-'}, slack {args.slack}: {T / 32:.0f} cycles an item ({T / base - 1:+.1%}), pipe {pipe:.0%}")
 
 
 if __name__ == '__main__':
