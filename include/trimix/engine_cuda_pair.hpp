@@ -208,7 +208,9 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         const index_t run_end = cur.runs.end[r];
         for (index_t tile = cur.runs.begin[r]; tile < run_end; ++tile) {
           if (tile == 0 && fold_tile >= 0) continue;  // its keys ride in fold_tile
-          const int entry = int(tile) * 2 + int(partial || tile == fold_tile);
+          // Bit 0: the consumers mask this tile (a partial tile, the sink's carrier, or the last
+          // tile short of 64 keys); a clear bit lets them skip every mask computation.
+          const int entry = int(tile) * 2 + int(partial || tile == fold_tile || g.kv_keys(tile) < kv_tile);
           if (held == -1) {
             held = tile, held_entry = entry;
           } else {
@@ -361,10 +363,14 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           halves_masked |= 1 << sub;
           continue;
         }
-        const index_t tile = entry[sub] >> 1, keys = g.kv_keys(tile);
-        const bool partial = (entry[sub] & 1) != 0;
-        if (partial || keys < kv_tile) halves_masked |= 1 << sub;
-        ws_tile_bits(p.mask, g, row_position, tile, partial, keys, fold_tile, fold_bits, lane, seen_bits[sub]);
+        if ((entry[sub] & 1) == 0) {  // a whole tile of 64 visible keys
+          seen_bits[sub][0] = seen_bits[sub][1] = ~std::uint64_t(0);
+          continue;
+        }
+        halves_masked |= 1 << sub;
+        // The policy's bits (0 past seq_k), also for a short tile that the plan left whole.
+        const index_t tile = entry[sub] >> 1;
+        ws_tile_bits(p.mask, g, row_position, tile, true, g.kv_keys(tile), fold_tile, fold_bits, lane, seen_bits[sub]);
       }
       return halves_masked;
     };
@@ -414,11 +420,11 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       // around all of it: a branch between a wgmma and its wait makes ptxas serialize the wgmmas.
       auto first_stage = [&](auto& sf) {
         constexpr int nt = int(std::extent_v<std::remove_reference_t<decltype(sf)>>);
+        masked = mask_bits(seen_bits, entry);
         wait_turn();
         issue_scores(sf, prev_stage);
         pass_turn();
         free_q();
-        masked = mask_bits(seen_bits, entry);
         wgmma::wait_all();
         wgmma::fence_operands(sf);
         softmax(sf, seen_bits, entry, masked, alpha);
@@ -430,7 +436,11 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       // empty half, which reads the lone tile's V rows again.
       std::uint64_t second_back = 0;
       if (lone_first) {
-        first_stage(reinterpret_cast<float (&)[n_tiles / 2][4]>(s));
+        // S of the lone tile in the accumulators' registers (free until the first P V; the
+        // zeros go back below): with S's own, ptxas serialized the wgmmas of some masks' kernels.
+        first_stage(reinterpret_cast<float (&)[n_tiles / 2][4]>(acc));
+#pragma unroll
+        for (int dt = 0; dt < d_tiles; ++dt) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
 #pragma unroll
         for (int kk = kv_tile / 16; kk < 2 * kv_tile / 16; ++kk) a[kk][0] = a[kk][1] = a[kk][2] = a[kk][3] = 0u;
         second_back = v_step(kv_tile / 16);
@@ -440,19 +450,32 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       for (int i = 1; i < step_count; ++i) {
         unsigned stage;
         next_stage(stage, entry);
+        masked = mask_bits(seen_bits, entry);
         wait_turn();
         issue_scores(s, stage);
         issue_pv(a, prev_stage, whole_stage, second_back);
         second_back = 0;
         pass_turn();
-        masked = mask_bits(seen_bits, entry);
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
         wgmma::fence_operands(s);
         softmax(s, seen_bits, entry, masked, alpha);
-        wgmma::wait_all();
-        wgmma::fence_operands(acc);
+        // The P V wait in both arms of the rescale's branch: ptxas hoists a lone wait above the
+        // softmax (SASS), so that the softmax never ran under P V.
+        if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+          wgmma::wait_all();
+          wgmma::fence_operands(acc);
+#pragma unroll
+          for (int dt = 0; dt < d_tiles; ++dt) {
+            acc[dt][0] *= alpha[0];
+            acc[dt][1] *= alpha[0];
+            acc[dt][2] *= alpha[1];
+            acc[dt][3] *= alpha[1];
+          }
+        } else {
+          wgmma::wait_all();
+          wgmma::fence_operands(acc);
+        }
         release(prev_stage);
-        rescale_accumulators(acc, alpha);
         pack_p(s, a);
         prev_stage = stage;
       }
@@ -464,15 +487,16 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       else issue_pv(a, prev_stage, whole_stage);
       pass_turn();
       finish_rows();
+      take_q(k + 1);  // under the last P V (Q's registers are free since the last S)
       wgmma::wait_all();
       wgmma::fence_operands(acc);
       release(prev_stage);
     } else {
       free_q();
       finish_rows();
+      take_q(k + 1);
     }
 
-    take_q(k + 1);
     // o = acc / l through the Q half and each warp's two bulk stores (rows past the end are
     // clipped by the tensor map), or from registers; lse; or the partial slot of a split item.
     const bool staged = wp.o_by_tma && item.split_slot < 0;
