@@ -12,7 +12,8 @@
 # table. The same binary may appear under two labels with --env setting a run-time switch for one
 # (e.g. --env nopp:TRIMIX_CUDA_PING_PONG=0 main=b/attention_bench nopp=b/attention_bench).
 # Timing is sustained, as compare_gpu.py times the peers (--warmup-ms 100 --rep-ms 500). Writes
-# DIR/ab_<label>_<round>.{csv,log}, DIR/agree.txt and DIR/summary.txt; the inputs and outputs of
+# DIR/ab_<label>_<round>.{csv,log}, DIR/agree.txt, DIR/summary.txt and, where cuobjdump is found,
+# DIR/serialized.txt (scripts/gpu/wgmma_serialized.py on every BENCH); the inputs and outputs of
 # --agree (tens of MB each) go to IODIR/{in,<label>/o_<mask>.bin}, a temporary directory unless
 # --io names one. Exit status 1 if a run failed or outputs held NaN. Needs nvidia-smi, and python3
 # with numpy for --agree (the GPU machine's PyTorch environment has both).
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
     --agree) agree=$2; shift 2 ;;
     --io) io=$2; shift 2 ;;
     --env) env_of[${2%%:*}]="${env_of[${2%%:*}]:-} ${2#*:}"; shift 2 ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *=*) labels+=("${1%%=*}"); bins+=("${1#*=}"); shift ;;
     *) echo "ab_gpu.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -41,6 +42,15 @@ mkdir -p "$out"
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 | awk '{print $NF}')
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader > "$out/device.txt"
 status=0
+# Builds whose wgmmas ptxas serialized time the serialization, not the change: say so up front.
+if command -v cuobjdump > /dev/null || [ -n "${CUOBJDUMP:-}" ]; then
+  serialized=0
+  "$(dirname "$0")/../scripts/gpu/wgmma_serialized.py" "${bins[@]}" > "$out/serialized.txt" || serialized=$?
+  if [ "$serialized" = 3 ]; then
+    grep SERIALIZED "$out/serialized.txt" >&2
+    echo "ab_gpu.sh: WARNING: ptxas serialized the kernels above; their times measure that, not the change" >&2
+  fi
+fi
 run() {  # label bench args...: one attention_bench run under the label's switches
   local label=$1 bench=$2; shift 2
   env TRIMIX_DEVICE="$gpu-$label" ${env_of[$label]:-} timeout "$limit" "$bench" "$@"
