@@ -367,19 +367,28 @@ constexpr int shared_bytes() {
 /// Static shared memory of the kernel: the tile list, the item descriptor, the list scan.
 constexpr int static_shared_bytes = int(sizeof(int) * (max_item_tiles + 1 + 2 * warps) + sizeof(WorkItem));
 
-/// acc *= alpha per row, skipped while every row of the warp has alpha exactly 1 (once a row's
-/// maximum settles its factor is exactly 1: long rows skip most tiles; exact).
+/// acc *= alpha per row (a thread's two rows: elements 0-1 and 2-3 of each tile).
+template <int DT>
+__device__ __forceinline__ void scale_accumulators(float (&acc)[DT][4], const float (&alpha)[2]) {
+#pragma unroll
+  for (int dt = 0; dt < DT; ++dt) {
+    acc[dt][0] *= alpha[0];
+    acc[dt][1] *= alpha[0];
+    acc[dt][2] *= alpha[1];
+    acc[dt][3] *= alpha[1];
+  }
+}
+
+/// Whether any row of the warp has a rescale factor other than exactly 1 (once a row's maximum
+/// settles its factor is exactly 1: long rows skip most tiles; exact).
+__device__ __forceinline__ bool warp_rescales(const float (&alpha)[2]) {
+  return __any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f);
+}
+
+/// acc *= alpha per row, skipped while every row of the warp has alpha exactly 1.
 template <int DT>
 __device__ __forceinline__ void rescale_accumulators(float (&acc)[DT][4], const float (&alpha)[2]) {
-  if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
-#pragma unroll
-    for (int dt = 0; dt < DT; ++dt) {
-      acc[dt][0] *= alpha[0];
-      acc[dt][1] *= alpha[0];
-      acc[dt][2] *= alpha[1];
-      acc[dt][3] *= alpha[1];
-    }
-  }
+  if (warp_rescales(alpha)) scale_accumulators(acc, alpha);
 }
 
 /// CTAs one SM runs at once, which the kernel is compiled for. wgmma path: three (at most 168

@@ -461,16 +461,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         softmax(s, seen_bits, entry, masked, alpha);
         // The P V wait in both arms of the rescale's branch: ptxas hoists a lone wait above the
         // softmax (SASS), so that the softmax never ran under P V.
-        if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+        if (warp_rescales(alpha)) {
           wgmma::wait_all();
           wgmma::fence_operands(acc);
-#pragma unroll
-          for (int dt = 0; dt < d_tiles; ++dt) {
-            acc[dt][0] *= alpha[0];
-            acc[dt][1] *= alpha[0];
-            acc[dt][2] *= alpha[1];
-            acc[dt][3] *= alpha[1];
-          }
+          scale_accumulators(acc, alpha);
         } else {
           wgmma::wait_all();
           wgmma::fence_operands(acc);
