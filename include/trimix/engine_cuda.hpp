@@ -42,6 +42,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -1023,6 +1024,9 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     const unsigned box_heads = split_heads ? unsigned(heads / 2) : 1u;
     if (!encode_maps(wp, box_rows, box_heads)) return false;
     wp.ping_pong = ping_pong_enabled();
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+    wp.pair_bound = pair_bound();
+#endif
     // o in boxes of one warp's 16 rows: 16 positions of one head, as every Q box holds 16 or more
     // positions a head (handles_views gives o 16-byte rows, as the maps need).
     const Problem& pr = params.problem;

@@ -25,6 +25,43 @@
 
 namespace trimix::impl::cuda_engine {
 
+/// Where a pair kernel item's cycles go: with TRIMIX_CUDA_PAIR_TIMELINE defined, clock64 stamps of
+/// every item (the producer's and each consumer's phases, per CTA and item in order) go to a device
+/// array that pair_timeline_dump writes out (attention_bench does after its timed calls with
+/// TRIMIX_TIMELINE_DIR set; bench/pair_timeline_summary.py reads it). Without it, the stamps compile
+/// to nothing. Roles: 0 the producer, 1 + c consumer c; the words of each record are listed in
+/// pair_timeline_summary.py. Measuring builds of one translation unit only (a __device__ array).
+struct PairTimeline {
+  static constexpr int ctas = 160, items = 320, words = 16;
+#ifdef TRIMIX_CUDA_PAIR_TIMELINE
+  static __device__ long long now() { return clock64(); }
+  static __device__ void stamp(int role, index_t k, int word, long long value);
+#else
+  static __device__ long long now() { return 0; }
+  static __device__ void stamp(int, index_t, int, long long) {}
+#endif
+};
+#ifdef TRIMIX_CUDA_PAIR_TIMELINE
+__device__ long long pair_timeline[PairTimeline::ctas][PairTimeline::items][3][PairTimeline::words];
+__device__ inline void PairTimeline::stamp(int role, index_t k, int word, long long value) {
+  if (blockIdx.x < ctas && k < items) pair_timeline[blockIdx.x][k][role][word] = value;
+}
+/// Writes the stamps of the launches since the last dump to `path` (raw int64, [cta][item][role][word])
+/// and clears them.
+inline void pair_timeline_dump(const std::string& path) {
+  static long long host[PairTimeline::ctas][PairTimeline::items][3][PairTimeline::words];
+  void* stamps = nullptr;
+  if (cudaDeviceSynchronize() != cudaSuccess || cudaGetSymbolAddress(&stamps, pair_timeline) != cudaSuccess ||
+      cudaMemcpy(host, stamps, sizeof(host), cudaMemcpyDeviceToHost) != cudaSuccess)
+    throw std::runtime_error("trimix: pair_timeline_dump: cannot read the stamps");
+  if (FILE* f = std::fopen(path.c_str(), "wb")) {
+    std::fwrite(host, sizeof(host), 1, f);
+    std::fclose(f);
+  }
+  cudaMemset(stamps, 0, sizeof(host));
+}
+#endif
+
 constexpr int pair_stages = 3;
 constexpr int pair_rows = 2 * block_rows;        ///< rows of an item: 64 per consumer
 constexpr int pair_threads = 3 * 128;             ///< producer and two consumer warpgroups
@@ -61,6 +98,29 @@ inline bool tma_store_enabled() {
   static const bool answer = !switched_off("TRIMIX_CUDA_TMA_STORE");
   return answer;
 }
+
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+/// Bounds for measuring builds only (wrong outputs, timing only): with TRIMIX_CUDA_PAIR_BOUNDS
+/// defined, TRIMIX_CUDA_PAIR_BOUND names what the producer leaves out, so that one binary times
+/// them all against `none` (bench/ab_gpu.sh --env). The consumers' code is the same in every one.
+enum PairBound : int {
+  bound_none = 0,
+  bound_no_kv = 1,      ///< no K / V copies: the stages' barriers complete with no bytes
+  bound_same_kv = 2,    ///< every tile copied from key 0: the same bytes into shared memory, L2-hot
+  bound_little_kv = 3,  ///< one 8 KB box a stage instead of 64 KB: the copies' latency, few bytes
+  bound_no_mask = 4,    ///< every tile marked whole: no mask code in the consumers
+};
+inline int pair_bound() {
+  const char* v = std::getenv("TRIMIX_CUDA_PAIR_BOUND");
+  const std::string name = v ? v : "none";
+  if (name == "none") return bound_none;
+  if (name == "nokv") return bound_no_kv;
+  if (name == "samekv") return bound_same_kv;
+  if (name == "littlekv") return bound_little_kv;
+  if (name == "nomask") return bound_no_mask;
+  throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND must be none, nokv, samekv, littlekv or nomask, not " + name);
+}
+#endif
 
 /// Whether the pair kernel's consumers take turns (TRIMIX_CUDA_PING_PONG=0 turns it off, for
 /// measuring).
@@ -128,8 +188,12 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     auto take = [&](WsTakenItem& slot) { ws_take_item(wp, slot); };
     take(taken[0]);
     unsigned n = 0;  // stages issued so far: stage n % pair_stages, its use n / pair_stages
+    long long empty_wait = 0;  // PairTimeline: cycles of the item waiting for free stages
     for (index_t k = 0;; ++k) {
+      PairTimeline::stamp(0, k, 0, PairTimeline::now());
       if (k > 0) mbar_wait(bar(1), unsigned(k - 1) & 1u);  // both consumers hold the last Q in registers
+      PairTimeline::stamp(0, k, 1, PairTimeline::now());
+      empty_wait = 0;
       const WsTakenItem& cur = taken[k & 1];
       const index_t idx = cur.index;
       if (idx >= p.item_count) {
@@ -164,7 +228,11 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       // One plan tile into half `sub` of stage s.
       auto load_tile = [&](unsigned s, int sub, index_t tile) {
         const unsigned k_dst = kv_base + s * pair_kv_bytes + sub * half_tile_bytes, v_dst = k_dst + pair_k_bytes;
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+        const int key = wp.pair_bound == bound_same_kv ? 0 : int(g.first_key(tile));
+#else
         const int key = int(g.first_key(tile));
+#endif
         if (tile == fold_tile) {
           // The sink keys into rows [column, column + fold_rows) of the 64-key block, the tile's own
           // keys around them (whole 8-row swizzle atoms, see engine_cuda_ws.hpp).
@@ -193,13 +261,26 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       // Stage of plan tiles `first` (entry e0) and `second` (-1: none).
       auto issue_stage = [&](index_t first, int e0, index_t second, int e1) {
         const unsigned s = n % pair_stages, use = n / pair_stages;
+        const long long waited_from = PairTimeline::now();
         if (use > 0) mbar_wait(bar(2 + pair_stages + s), (use - 1) & 1u);
+        empty_wait += PairTimeline::now() - waited_from;
         stage_entry[s][0] = e0;
         stage_entry[s][1] = e1;
-        mbar_expect_tx(bar(2 + s), second >= 0 ? pair_kv_bytes : pair_kv_bytes / 2);
-        load_tile(s, 0, first);
-        if (second >= 0) load_tile(s, 1, second);
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+        if (wp.pair_bound == bound_no_kv) {
+          mbar_expect_tx(bar(2 + s), 0u);
+        } else if (wp.pair_bound == bound_little_kv) {
+          mbar_expect_tx(bar(2 + s), half_tile_bytes);
+          tma_load(kv_base + s * pair_kv_bytes, &wp.k_map, bar(2 + s), 0, int(g.first_key(first)), kv_head, batch);
+        } else
+#endif
+        {
+          mbar_expect_tx(bar(2 + s), second >= 0 ? pair_kv_bytes : pair_kv_bytes / 2);
+          load_tile(s, 0, first);
+          if (second >= 0) load_tile(s, 1, second);
+        }
         ++n;
+        if (issued == 0) PairTimeline::stamp(0, k, 2, PairTimeline::now());
         if (++issued == pair_stages) take(taken[(k + 1) & 1]);
       };
       const int run_count = cur.runs.count;
@@ -210,7 +291,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           if (tile == 0 && fold_tile >= 0) continue;  // its keys ride in fold_tile
           // Bit 0: the consumers mask this tile (a partial tile, the sink's carrier, or the last
           // tile short of 64 keys); a clear bit lets them skip every mask computation.
-          const int entry = int(tile) * 2 + int(partial || tile == fold_tile || g.kv_keys(tile) < kv_tile);
+          int entry = int(tile) * 2 + int(partial || tile == fold_tile || g.kv_keys(tile) < kv_tile);
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+          if (wp.pair_bound == bound_no_mask) entry &= ~1;
+#endif
           if (held == -1) {
             held = tile, held_entry = entry;
           } else {
@@ -220,6 +304,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           }
         }
       }
+      PairTimeline::stamp(0, k, 3, PairTimeline::now());
+      PairTimeline::stamp(0, k, 4, empty_wait);
+      PairTimeline::stamp(0, k, 5, idx);
+      PairTimeline::stamp(0, k, 6, tiles_visited);
       if (issued < pair_stages) take(taken[(k + 1) & 1]);
     }
     return;
@@ -293,9 +381,13 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
 
   take_q(0);
   unsigned n = 0;  // stages consumed so far
+  const bool stamps = tid == 0;  // PairTimeline: thread 0 of each consumer
   for (index_t k = 0;; ++k) {
     const int slot = hand[0];
     if (slot < 0) break;
+    if (stamps) PairTimeline::stamp(1 + c, k, 0, PairTimeline::now());
+    // PairTimeline: the step loop's cycles waiting for a stage, the turn, S and P V
+    long long stage_wait = 0, turn_wait = 0, s_wait = 0, pv_wait = 0;
     const WorkItem item = ws_handoff_item(hand);
     const int step_count = hand[6];
     const index_t first_q_head = first_q_head_of(item);
@@ -410,6 +502,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       unsigned prev_stage;
       int entry[2];
       next_stage(prev_stage, entry);
+      if (stamps) PairTimeline::stamp(1 + c, k, 1, PairTimeline::now());
       float s[n_tiles][4];
       std::uint64_t seen_bits[2][2];
       int masked;
@@ -447,33 +540,44 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       } else {
         first_stage(s);
       }
+      if (stamps) PairTimeline::stamp(1 + c, k, 2, PairTimeline::now());
       for (int i = 1; i < step_count; ++i) {
         unsigned stage;
+        long long t = PairTimeline::now();
         next_stage(stage, entry);
+        stage_wait += PairTimeline::now() - t;
         masked = mask_bits(seen_bits, entry);
+        t = PairTimeline::now();
         wait_turn();
+        turn_wait += PairTimeline::now() - t;
         issue_scores(s, stage);
         issue_pv(a, prev_stage, whole_stage, second_back);
         second_back = 0;
         pass_turn();
+        t = PairTimeline::now();
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        s_wait += PairTimeline::now() - t;
         wgmma::fence_operands(s);
         softmax(s, seen_bits, entry, masked, alpha);
         // The P V wait in both arms of the rescale's branch: ptxas hoists a lone wait above the
         // softmax (SASS), so that the softmax never ran under P V.
+        t = PairTimeline::now();
         if (warp_rescales(alpha)) {
           wgmma::wait_all();
           wgmma::fence_operands(acc);
+          pv_wait += PairTimeline::now() - t;
           scale_accumulators(acc, alpha);
         } else {
           wgmma::wait_all();
           wgmma::fence_operands(acc);
+          pv_wait += PairTimeline::now() - t;
         }
         release(prev_stage);
         pack_p(s, a);
         prev_stage = stage;
       }
       constexpr std::integral_constant<int, kv_tile / 16> half_stage{};
+      if (stamps) PairTimeline::stamp(1 + c, k, 3, PairTimeline::now());
       wait_turn();
       // A stage whose second half is empty (a lone tile: the item's only stage here) has P 0
       // there: its 4 k-steps are skipped. Outside the loop, and waited for at once below.
@@ -481,10 +585,13 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       else issue_pv(a, prev_stage, whole_stage);
       pass_turn();
       finish_rows();
+      if (stamps) PairTimeline::stamp(1 + c, k, 11, PairTimeline::now());
       take_q(k + 1);  // under the last P V (Q's registers are free since the last S)
+      if (stamps) PairTimeline::stamp(1 + c, k, 12, PairTimeline::now());
       wgmma::wait_all();
       wgmma::fence_operands(acc);
       release(prev_stage);
+      if (stamps) PairTimeline::stamp(1 + c, k, 4, PairTimeline::now());
     } else {
       free_q();
       finish_rows();
@@ -518,6 +625,15 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     if (!staged || p.lse)
       ws_store_rows<Kind, Dim>(p, item, first_q_head, pair_rows, c * block_rows + warp * 16 + row_in_warp,
                                row_offset, row_head, acc, row_inv, row_lse, lane, staged);
+    if (stamps) {
+      PairTimeline::stamp(1 + c, k, 5, PairTimeline::now());
+      PairTimeline::stamp(1 + c, k, 6, step_count);
+      PairTimeline::stamp(1 + c, k, 7, stage_wait);
+      PairTimeline::stamp(1 + c, k, 8, turn_wait);
+      PairTimeline::stamp(1 + c, k, 9, s_wait);
+      PairTimeline::stamp(1 + c, k, 10, pv_wait);
+      PairTimeline::stamp(1 + c, k, 13, item.split_slot);
+    }
   }
   if (lane == 0 && o_in_flight) bulk_wait();  // before the CTA's shared memory goes
 #endif

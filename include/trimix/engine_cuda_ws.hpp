@@ -100,6 +100,9 @@ struct WsParams {
   /// (positions, heads), and whether the consumers take turns at the tensor cores.
   int q_row_step = 0, q_head_step = 0;
   bool ping_pong = true;
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+  int pair_bound = 0;  ///< PairBound (engine_cuda_pair.hpp), measuring builds only
+#endif
   /// The pair kernel's o leaves through shared memory by bulk tensor stores, each warp its 16 rows
   /// (o_map's boxes: 16 positions of one head, at o_warp_row positions and o_warp_head heads from
   /// the item's first, for warp 4 c + w); false: 16-byte stores from registers
