@@ -440,12 +440,13 @@ Result time_case(const Options& opt, const Exec& exec, const View4& q, const Vie
   }
 #ifdef TRIMIX_CUDA_PAIR_TIMELINE
   // One more call's pair-kernel stamps (include/trimix/engine_cuda_pair.hpp, PairTimeline), to
-  // TRIMIX_TIMELINE_DIR/<mask>_<seq>.bin for bench/pair_timeline_summary.py.
+  // TRIMIX_TIMELINE_DIR/<dtype>_<mask>_<seq>.bin for bench/pair_timeline_summary.py.
   if (const char* dir = std::getenv("TRIMIX_TIMELINE_DIR")) {
-    trimix::impl::cuda_engine::pair_timeline_dump(std::string(dir) + "/warm-up.bin");
+    trimix::impl::cuda_engine::pair_timeline_clear();
     trimix::attention(exec, plan, q, k, v, o);
     exec.fence();
-    trimix::impl::cuda_engine::pair_timeline_dump(std::string(dir) + "/" + mask_label + "_" + std::to_string(seq) + ".bin");
+    trimix::impl::cuda_engine::pair_timeline_dump(std::string(dir) + "/" + dtype + "_" + mask_label + "_" +
+                                                  std::to_string(seq) + ".bin");
   }
 #endif
   if (opt.trace) {  // one more call, untimed, with its kernels' durations (attention and combine)

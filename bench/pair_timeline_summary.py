@@ -2,18 +2,15 @@
 """Where the pair kernel's item cycles go: summarise PairTimeline stamps per item class.
 
 Build attention_bench with -DTRIMIX_CUDA_PAIR_TIMELINE (CUDA, sm_90a), run it with
-TRIMIX_TIMELINE_DIR=DIR: after its timed calls it runs one more and writes DIR/<mask>_<seq>.bin.
+TRIMIX_TIMELINE_DIR=DIR: after its timed calls it runs one more and writes
+DIR/<dtype>_<mask>_<seq>.bin.
 
-    python3 bench/pair_timeline_summary.py DIR/triangle_16384.bin [...]
+    python3 bench/pair_timeline_summary.py DIR/bf16_triangle_16384.bin [...]
 
-Records (include/trimix/engine_cuda_pair.hpp): int64 [cta 160][item 320][role 3][word 16], the
-CTA's items in the order it ran them; role 0 the producer, 1 + c consumer c (its thread 0).
-Producer words: 0 item start, 1 Q buffer free, 2 first stage issued, 3 last stage issued, 4 cycles
-waiting for free stages, 5 item index, 6 tiles. Consumer words: 0 item start, 1 first stage landed,
-2 first stage done (S, softmax, P), 3 step loop done, 11 last P V issued, 12 next Q taken, 4 last
-P V done, 5 o stored, 6 stages, 7-10 the loop's cycles waiting for a stage, the turn, S and P V,
-13 split slot (-1: none). clock64 counts SM cycles; stamps compare within a CTA only.
-Classes: bandN (an item of N <= 6 stages, not split), long (more stages), split.
+Records: int64 [cta 160][item 320][role 3][word 16], the CTA's items in the order it ran them; the
+words are listed at PairTimeline in include/trimix/engine_cuda_pair.hpp. clock64 counts SM cycles;
+stamps compare within a CTA only. Classes: shortN (an item of N <= 6 stages, not split: a
+triangle's band items are short5), long (more stages), split (a slot of a split item).
 """
 import array
 import statistics
@@ -51,14 +48,20 @@ def summarise(path):
                 steps = w[6]
                 if steps < 1 or w[1] == 0:
                     continue
-                cls = "split" if w[13] >= 0 else ("band%d" % steps if steps <= 6 else "long")
+                cls = "split" if w[13] >= 0 else ("short%d" % steps if steps <= 6 else "long")
                 rows.append(dict(
                     cls=cls, item=(nxt - w[0]) if nxt else None, head=w[1] - w[0], first_stage=w[2] - w[1],
                     loop=w[3] - w[2], loop_per_stage=(w[3] - w[2]) / max(steps - 1, 1), loop_stage_wait=w[7],
                     loop_turn_wait=w[8], loop_s_wait=w[9], loop_pv_wait=w[10], last_pv_issue=w[11] - w[3],
-                    take_q=w[12] - w[11], last_pv_wait=w[4] - w[12], o_store=w[5] - w[4],
+                    take_q=w[12] - w[11], last_pv_wait=w[4] - w[12], o_stores_issued=w[5] - w[4],
                     to_next_item=(nxt - w[5]) if nxt else None, producer_q_wait=p[1] - p[0],
                     producer_empty_wait=p[4], first_issue_before_item=w[0] - p[2]))
+    if not spans:
+        print(f"== {path}: no pair-kernel stamps (did the pair kernel run?)")
+        return
+    full = sum(1 for s in spans if s[1] >= ITEMS)
+    if full:
+        print(f"   warning: {full} CTAs ran {ITEMS} or more items; later items were not stamped")
     print(f"== {path}: {len(spans)} CTAs, {min(s[1] for s in spans)}-{max(s[1] for s in spans)} items each, "
           f"span {min(s[0] for s in spans)}-{max(s[0] for s in spans)} cycles")
     for cls in sorted(set(r["cls"] for r in rows)):

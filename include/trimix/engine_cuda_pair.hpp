@@ -27,10 +27,15 @@ namespace trimix::impl::cuda_engine {
 
 /// Where a pair kernel item's cycles go: with TRIMIX_CUDA_PAIR_TIMELINE defined, clock64 stamps of
 /// every item (the producer's and each consumer's phases, per CTA and item in order) go to a device
-/// array that pair_timeline_dump writes out (attention_bench does after its timed calls with
-/// TRIMIX_TIMELINE_DIR set; bench/pair_timeline_summary.py reads it). Without it, the stamps compile
-/// to nothing. Roles: 0 the producer, 1 + c consumer c; the words of each record are listed in
-/// pair_timeline_summary.py. Measuring builds of one translation unit only (a __device__ array).
+/// array that pair_timeline_dump writes out (attention_bench does for one call after its timed ones
+/// with TRIMIX_TIMELINE_DIR set; bench/pair_timeline_summary.py reads it). Without it, the stamps
+/// compile to nothing. Measuring builds of one translation unit only (a __device__ array); CTAs past
+/// `ctas` and items past `items` are not stamped. Record [cta][item][role][word], role 0 the
+/// producer, 1 + c consumer c (its thread 0). Producer words: 0 item start, 1 Q buffer free, 2 first
+/// stage issued, 3 last stage issued, 4 cycles waiting for free stages, 5 item index, 6 tiles.
+/// Consumer words: 0 item start, 1 first stage landed, 2 first stage done (S, softmax, P), 3 step
+/// loop done, 11 last P V issued and rows finished, 12 next Q taken, 4 last P V done, 5 o stores
+/// issued, 6 stages, 7-10 the loop's cycles waiting for a stage, the turn, S and P V, 13 split slot.
 struct PairTimeline {
   static constexpr int ctas = 160, items = 320, words = 16;
 #ifdef TRIMIX_CUDA_PAIR_TIMELINE
@@ -46,19 +51,25 @@ __device__ long long pair_timeline[PairTimeline::ctas][PairTimeline::items][3][P
 __device__ inline void PairTimeline::stamp(int role, index_t k, int word, long long value) {
   if (blockIdx.x < ctas && k < items) pair_timeline[blockIdx.x][k][role][word] = value;
 }
-/// Writes the stamps of the launches since the last dump to `path` (raw int64, [cta][item][role][word])
-/// and clears them.
+/// Zeroes the stamps (each slot keeps whichever launch wrote it last: clear, then run one call).
+inline void pair_timeline_clear() {
+  void* stamps = nullptr;
+  if (cudaDeviceSynchronize() != cudaSuccess || cudaGetSymbolAddress(&stamps, pair_timeline) != cudaSuccess ||
+      cudaMemset(stamps, 0, sizeof(long long) * PairTimeline::ctas * PairTimeline::items * 3 * PairTimeline::words) !=
+          cudaSuccess || cudaDeviceSynchronize() != cudaSuccess)
+    throw std::runtime_error("trimix: pair_timeline_clear: cannot clear the stamps");
+}
+/// Writes the stamps to `path` (raw int64, [cta][item][role][word]).
 inline void pair_timeline_dump(const std::string& path) {
   static long long host[PairTimeline::ctas][PairTimeline::items][3][PairTimeline::words];
   void* stamps = nullptr;
   if (cudaDeviceSynchronize() != cudaSuccess || cudaGetSymbolAddress(&stamps, pair_timeline) != cudaSuccess ||
       cudaMemcpy(host, stamps, sizeof(host), cudaMemcpyDeviceToHost) != cudaSuccess)
     throw std::runtime_error("trimix: pair_timeline_dump: cannot read the stamps");
-  if (FILE* f = std::fopen(path.c_str(), "wb")) {
-    std::fwrite(host, sizeof(host), 1, f);
-    std::fclose(f);
-  }
-  cudaMemset(stamps, 0, sizeof(host));
+  FILE* f = std::fopen(path.c_str(), "wb");
+  const bool written = f && std::fwrite(host, sizeof(host), 1, f) == 1;
+  if (f) std::fclose(f);
+  if (!written) throw std::runtime_error("trimix: pair_timeline_dump: cannot write " + path);
 }
 #endif
 
@@ -107,18 +118,22 @@ enum PairBound : int {
   bound_none = 0,
   bound_no_kv = 1,      ///< no K / V copies: the stages' barriers complete with no bytes
   bound_same_kv = 2,    ///< every tile copied from key 0: the same bytes into shared memory, L2-hot
-  bound_little_kv = 3,  ///< one 8 KB box a stage instead of 64 KB: the copies' latency, few bytes
+  bound_little_kv = 3,  ///< one 8 KB box a stage (instead of 64 KB, 32 KB for a lone tile): latency, few bytes
   bound_no_mask = 4,    ///< every tile marked whole: no mask code in the consumers
 };
 inline int pair_bound() {
-  const char* v = std::getenv("TRIMIX_CUDA_PAIR_BOUND");
-  const std::string name = v ? v : "none";
-  if (name == "none") return bound_none;
-  if (name == "nokv") return bound_no_kv;
-  if (name == "samekv") return bound_same_kv;
-  if (name == "littlekv") return bound_little_kv;
-  if (name == "nomask") return bound_no_mask;
-  throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND must be none, nokv, samekv, littlekv or nomask, not " + name);
+  static const int answer = [] {
+    const char* v = std::getenv("TRIMIX_CUDA_PAIR_BOUND");
+    const std::string name = v ? v : "none";
+    if (name == "none") return int(bound_none);
+    if (name == "nokv") return int(bound_no_kv);
+    if (name == "samekv") return int(bound_same_kv);
+    if (name == "littlekv") return int(bound_little_kv);
+    if (name == "nomask") return int(bound_no_mask);
+    throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND must be none, nokv, samekv, littlekv or nomask, not " +
+                                name);
+  }();
+  return answer;
 }
 #endif
 
