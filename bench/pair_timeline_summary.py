@@ -9,7 +9,8 @@ DIR/<dtype>_<mask>_<seq>.bin.
 
 Records: int64 [cta 160][item 320][role 3][word 16], the CTA's items in the order it ran them; the
 words are listed at PairTimeline in include/trimix/engine_cuda_pair.hpp. clock64 counts SM cycles;
-stamps compare within a CTA only. Classes: shortN (an item of N <= 6 stages, not split: a
+stamps compare within a CTA only, except the global timer's (ns), which also give each CTA's SM
+clock (its span in cycles over its span in ns). Classes: shortN (an item of N <= 6 stages, not split: a
 triangle's band items are short5), long (more stages), split (a slot of a split item).
 """
 import array
@@ -34,12 +35,17 @@ def summarise(path):
         at = ((cta * ITEMS + k) * 3 + role) * WORDS
         return a[at:at + WORDS]
 
-    rows, spans = [], []
+    rows, spans, clocks, starts, ends = [], [], [], [], []
     for cta in range(CTAS):
         used = [k for k in range(ITEMS) if rec(cta, k, 1)[0]]
         if not used:
             continue
-        spans.append((rec(cta, used[-1], 1)[5] - rec(cta, used[0], 1)[0], len(used)))
+        first, last = rec(cta, used[0], 1), rec(cta, used[-1], 1)
+        spans.append((last[5] - first[0], len(used)))
+        if first[14] and last[15] > first[14]:  # global timer stamps (ns): the CTA's clock
+            clocks.append((last[5] - first[0]) / (last[15] - first[14]))
+            starts.append(first[14])
+            ends.append(last[15])
         for k in used:
             p = rec(cta, k, 0)
             for c in (1, 2):
@@ -64,6 +70,10 @@ def summarise(path):
         print(f"   warning: {full} CTAs ran {ITEMS} or more items; later items were not stamped")
     print(f"== {path}: {len(spans)} CTAs, {min(s[1] for s in spans)}-{max(s[1] for s in spans)} items each, "
           f"span {min(s[0] for s in spans)}-{max(s[0] for s in spans)} cycles")
+    if clocks:
+        print(f"   SM clock (span cycles / span ns) min {min(clocks):.3f} median {statistics.median(clocks):.3f} "
+              f"max {max(clocks):.3f} GHz; first item start to last o stores {(max(ends) - min(starts)) / 1e3:.1f} us, "
+              f"starts spread {(max(starts) - min(starts)) / 1e3:.1f} us")
     for cls in sorted(set(r["cls"] for r in rows)):
         sel = [r for r in rows if r["cls"] == cls]
         print(f"-- {cls}: {len(sel)} consumer items (cycles: median, mean, p10, p90)")

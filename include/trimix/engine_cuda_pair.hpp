@@ -35,14 +35,22 @@ namespace trimix::impl::cuda_engine {
 /// stage issued, 3 last stage issued, 4 cycles waiting for free stages, 5 item index, 6 tiles.
 /// Consumer words: 0 item start, 1 first stage landed, 2 first stage done (S, softmax, P), 3 step
 /// loop done, 11 last P V issued and rows finished, 12 next Q taken, 4 last P V done, 5 o stores
-/// issued, 6 stages, 7-10 the loop's cycles waiting for a stage, the turn, S and P V, 13 split slot.
+/// issued, 6 stages, 7-10 the loop's cycles waiting for a stage, the turn, S and P V, 13 split slot,
+/// 14 and 15 the global timer (ns, comparable across SMs) at words 0 and 5: cycles over nanoseconds
+/// give the SM clock the item ran at.
 struct PairTimeline {
   static constexpr int ctas = 160, items = 320, words = 16;
 #ifdef TRIMIX_CUDA_PAIR_TIMELINE
   static __device__ long long now() { return clock64(); }
+  static __device__ long long now_ns() {
+    long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+  }
   static __device__ void stamp(int role, index_t k, int word, long long value);
 #else
   static __device__ long long now() { return 0; }
+  static __device__ long long now_ns() { return 0; }
   static __device__ void stamp(int, index_t, int, long long) {}
 #endif
 };
@@ -400,7 +408,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   for (index_t k = 0;; ++k) {
     const int slot = hand[0];
     if (slot < 0) break;
-    if (stamps) PairTimeline::stamp(1 + c, k, 0, PairTimeline::now());
+    if (stamps) {
+      PairTimeline::stamp(1 + c, k, 0, PairTimeline::now());
+      PairTimeline::stamp(1 + c, k, 14, PairTimeline::now_ns());
+    }
     // PairTimeline: the step loop's cycles waiting for a stage, the turn, S and P V
     long long stage_wait = 0, turn_wait = 0, s_wait = 0, pv_wait = 0;
     const WorkItem item = ws_handoff_item(hand);
@@ -642,6 +653,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
                                row_offset, row_head, acc, row_inv, row_lse, lane, staged);
     if (stamps) {
       PairTimeline::stamp(1 + c, k, 5, PairTimeline::now());
+      PairTimeline::stamp(1 + c, k, 15, PairTimeline::now_ns());
       PairTimeline::stamp(1 + c, k, 6, step_count);
       PairTimeline::stamp(1 + c, k, 7, stage_wait);
       PairTimeline::stamp(1 + c, k, 8, turn_wait);
