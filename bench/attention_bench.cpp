@@ -63,6 +63,7 @@ struct Options {
   std::string csv;
   std::string io_dir;  ///< inputs from q.bin/k.bin/v.bin, outputs to o_<mask>.bin (raw, [B,H,S,D])
   bool structured = false;  ///< Q/K with sinks, verticals and a local band (fill_structured)
+  bool zero_kv = false;     ///< K and V all zeros: how much the tensor cores' power depends on data
   bool trace = false;       ///< timeline of one more, untimed call (CallTrace)
   int queued = 1;           ///< calls per timed sample, fenced once (static masks): launch cost hidden
   double warmup_ms = 0, rep_ms = 0;  ///< static masks: at least this long warming up / timing
@@ -90,7 +91,8 @@ void print_usage(const char* program) {
       "  --seed S         seed of the random inputs                 [2025]\n"
       "  --inputs KIND    normal (unit normal Q/K/V) or structured (Q/K with sinks, vertical\n"
       "                   keys and a local band, as long-context attention has; for the\n"
-      "                   dynamic masks)                                  [normal]\n"
+      "                   dynamic masks), or zerokv (normal Q, K and V all zeros: the\n"
+      "                   clock's dependence on the operands, for measuring) [normal]\n"
       "  --warmup-ms T    static masks: warm up for at least T ms as well   [0]\n"
       "  --rep-ms T       static masks: time runs for at least T ms as well, the median of\n"
       "                   all (a sustained load, as triton's do_bench; a GPU clocks lower\n"
@@ -144,9 +146,10 @@ bool parse_options(int argc, char* argv[], Options& opt) {
     else if (arg == "--seed") opt.seed = std::uint64_t(parse_int(arg, value, 0));
     else if (arg == "--io-dir") opt.io_dir = value;
     else if (arg == "--inputs") {
-      if (value != "normal" && value != "structured")
-        throw std::invalid_argument("--inputs takes normal or structured, got " + value);
+      if (value != "normal" && value != "structured" && value != "zerokv")
+        throw std::invalid_argument("--inputs takes normal, structured or zerokv, got " + value);
       opt.structured = value == "structured";
+      opt.zero_kv = value == "zerokv";
     }
     else throw std::invalid_argument("unknown option " + arg + " (see --help)");
   }
@@ -601,6 +604,10 @@ void run_dtype(const Options& opt, const Context& ctx, std::ofstream* csv, std::
       fill_normal(k, opt.seed * 3 + 1);
       fill_normal(v, opt.seed * 3 + 2);
       if (opt.structured) fill_structured(q, k, opt.seed);
+      if (opt.zero_kv) {
+        Kokkos::deep_copy(k, T(0.0f));
+        Kokkos::deep_copy(v, T(0.0f));
+      }
     } else {
       read_raw(q, opt.io_dir + "/q.bin");
       read_raw(k, opt.io_dir + "/k.bin");

@@ -128,6 +128,7 @@ enum PairBound : int {
   bound_same_kv = 2,    ///< every tile copied from key 0: the same bytes into shared memory, L2-hot
   bound_little_kv = 3,  ///< one 8 KB box a stage (instead of 64 KB, 32 KB for a lone tile): latency, few bytes
   bound_no_mask = 4,    ///< every tile marked whole: no mask code in the consumers
+  bound_filled_kv = 5,  ///< each ring stage copied on its first use only: real operands, no bytes after
 };
 inline int pair_bound() {
   static const int answer = [] {
@@ -138,7 +139,9 @@ inline int pair_bound() {
     if (name == "samekv") return int(bound_same_kv);
     if (name == "littlekv") return int(bound_little_kv);
     if (name == "nomask") return int(bound_no_mask);
-    throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND must be none, nokv, samekv, littlekv or nomask, not " +
+    if (name == "filledkv") return int(bound_filled_kv);
+    throw std::invalid_argument(
+        "trimix: TRIMIX_CUDA_PAIR_BOUND must be none, nokv, samekv, littlekv, nomask or filledkv, not " +
                                 name);
   }();
   return answer;
@@ -290,7 +293,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         stage_entry[s][0] = e0;
         stage_entry[s][1] = e1;
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
-        if (wp.pair_bound == bound_no_kv) {
+        if (wp.pair_bound == bound_no_kv || (wp.pair_bound == bound_filled_kv && use > 0)) {
           mbar_expect_tx(bar(2 + s), 0u);
         } else if (wp.pair_bound == bound_little_kv) {
           mbar_expect_tx(bar(2 + s), half_tile_bytes);
