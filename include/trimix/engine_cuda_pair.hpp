@@ -301,6 +301,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         } else
 #endif
         {
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+          // filledkv: a lone stage's first use fills its second half too, so that no operand stays 0.
+          if (wp.pair_bound == bound_filled_kv && second < 0) second = first;
+#endif
           mbar_expect_tx(bar(2 + s), second >= 0 ? pair_kv_bytes : pair_kv_bytes / 2);
           load_tile(s, 0, first);
           if (second >= 0) load_tile(s, 1, second);
