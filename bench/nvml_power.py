@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """GPU power while a command runs, from NVML's energy counter (not its instantaneous samples).
 
-    bench/nvml_power.py [--gpu 0] [--every-ms 20] [--window-s 0.5] [--csv PATH] -- COMMAND [ARGS...]
+    bench/nvml_power.py [--gpu 0] [--every-ms 20] [--window-s 2] [--csv PATH] -- COMMAND [ARGS...]
 
 Runs COMMAND and samples, every --every-ms, NVML's total energy since the driver loaded (mJ), the
 reported power, the SM clock and the clock-event reasons (why the clock is below its maximum:
@@ -9,12 +9,16 @@ software power cap, hardware slowdown, thermal, ...). Prints one summary line: t
 the command's busiest --window-s (energy difference over time, which no sampling gap can miss), the
 mean of the reported power there, the reported SM clock, and every clock-event reason seen, by
 name. The GPU's power limit is printed beside it, so that "at the cap" can be read off directly.
+The energy counter advances in bursts (~125 ms on an H100 with driver 580), so a window shorter
+than about a second overstates the power (0.5 s read 830-920 W against a 700 W limit), and the
+reported power is a ~1 s average: give COMMAND a sustained load of several seconds
+(attention_bench --rep-ms 3000) and keep --window-s at 2 or more.
 --csv keeps every sample. Exit status: COMMAND's.
 
 Talks to libnvidia-ml.so.1 through ctypes (the driver ships it), so it needs nothing installed.
-Why: the pair kernel's clock under sustained load (bench/NOTES.md, thirty-first / thirty-second
-sessions) falls as its work per cycle rises, which points to a power limit; nvidia-smi's sampled
-clocks and power did not show it, the energy counter and the reasons can.
+Why: under sustained load the pair kernel runs at the H100's power limit (sw_power_cap among the
+reasons whenever the tensor cores have real operands; bench/results/gpu_h100_operand_vs_bytes_s32.txt),
+which nvidia-smi's occasional samples of clock and power did not show.
 """
 import argparse
 import ctypes
@@ -68,7 +72,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gpu", type=int, default=0)
     ap.add_argument("--every-ms", type=float, default=20)
-    ap.add_argument("--window-s", type=float, default=0.5)
+    ap.add_argument("--window-s", type=float, default=2.0)
     ap.add_argument("--csv")
     ap.add_argument("command", nargs=argparse.REMAINDER)
     a = ap.parse_args()
