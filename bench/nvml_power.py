@@ -9,7 +9,7 @@ software power cap, hardware slowdown, thermal, ...). Prints one summary line: t
 the command's busiest --window-s (energy difference over time, which no sampling gap can miss), the
 mean of the reported power there, the reported SM clock, and every clock-event reason seen, by
 name. The GPU's power limit is printed beside it, so that "at the cap" can be read off directly.
-The energy counter advances in bursts (~125 ms on an H100 with driver 580), so a window shorter
+The energy counter advances in steps (every ~100 ms on an H100 with driver 580), so a window shorter
 than about a second overstates the power (0.5 s read 830-920 W against a 700 W limit), and the
 reported power is a ~1 s average: give COMMAND a sustained load of several seconds
 (attention_bench --rep-ms 3000) and keep --window-s at 2 or more.

@@ -141,8 +141,7 @@ inline int pair_bound() {
     if (name == "nomask") return int(bound_no_mask);
     if (name == "filledkv") return int(bound_filled_kv);
     throw std::invalid_argument(
-        "trimix: TRIMIX_CUDA_PAIR_BOUND must be none, nokv, samekv, littlekv, nomask or filledkv, not " +
-                                name);
+        "trimix: TRIMIX_CUDA_PAIR_BOUND must be none, nokv, samekv, littlekv, nomask or filledkv, not " + name);
   }();
   return answer;
 }
