@@ -46,6 +46,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 // The wgmma path exists only in device code compiled for sm_90a (arch-specific features).
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)

@@ -120,28 +120,45 @@ inline bool tma_store_enabled() {
 
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
 /// Bounds for measuring builds only (wrong outputs, timing only): with TRIMIX_CUDA_PAIR_BOUNDS
-/// defined, TRIMIX_CUDA_PAIR_BOUND names what the producer leaves out, so that one binary times
-/// them all against `none` (bench/ab_gpu.sh --env). The consumers' code is the same in every one.
+/// defined, TRIMIX_CUDA_PAIR_BOUND names what the kernel leaves out, several joined by '+'
+/// (filledkv+nomask), so that one binary times them all against `none` (bench/ab_gpu.sh --env).
+/// All but noboundary are the producer's: the consumers' code is the same in those.
 enum PairBound : int {
   bound_none = 0,
-  bound_no_kv = 1,      ///< no K / V copies: the stages' barriers complete with no bytes
-  bound_same_kv = 2,    ///< every tile copied from key 0: the same bytes into shared memory, L2-hot
-  bound_little_kv = 3,  ///< one 8 KB box a stage (instead of 64 KB, 32 KB for a lone tile): latency, few bytes
-  bound_no_mask = 4,    ///< every tile marked whole: no mask code in the consumers
-  bound_filled_kv = 5,  ///< each ring stage copied on its first use only: real operands, no bytes after
+  bound_no_kv = 1,        ///< no K / V copies: the stages' barriers complete with no bytes
+  bound_same_kv = 2,      ///< every tile copied from key 0: the same bytes into shared memory, L2-hot
+  bound_little_kv = 4,    ///< one 8 KB box a stage (instead of 64 KB, 32 KB for a lone tile): latency, few bytes
+  bound_no_mask = 8,      ///< every tile marked whole: no mask code in the consumers
+  bound_filled_kv = 16,   ///< each ring stage copied on its first use only: real operands, no bytes after
+  bound_no_boundary = 32, ///< consumers: no mask bits or softmax in an item's first stage, no o stores
+  bound_no_lone = 64,     ///< an odd tile count's lone tile left out: whole stages only (fewer computed pairs)
 };
 inline int pair_bound() {
   static const int answer = [] {
     const char* v = std::getenv("TRIMIX_CUDA_PAIR_BOUND");
-    const std::string name = v ? v : "none";
-    if (name == "none") return int(bound_none);
-    if (name == "nokv") return int(bound_no_kv);
-    if (name == "samekv") return int(bound_same_kv);
-    if (name == "littlekv") return int(bound_little_kv);
-    if (name == "nomask") return int(bound_no_mask);
-    if (name == "filledkv") return int(bound_filled_kv);
-    throw std::invalid_argument(
-        "trimix: TRIMIX_CUDA_PAIR_BOUND must be none, nokv, samekv, littlekv, nomask or filledkv, not " + name);
+    const std::string names = v ? v : "none";
+    const std::pair<const char*, int> known[] = {{"none", bound_none},         {"nokv", bound_no_kv},
+                                                 {"samekv", bound_same_kv},    {"littlekv", bound_little_kv},
+                                                 {"nomask", bound_no_mask},    {"filledkv", bound_filled_kv},
+                                                 {"noboundary", bound_no_boundary}, {"nolone", bound_no_lone}};
+    int bits = 0;
+    for (std::size_t at = 0; at <= names.size();) {
+      const std::size_t end = std::min(names.find('+', at), names.size());
+      const std::string name = names.substr(at, end - at);
+      int bit = -1;
+      for (const auto& k : known)
+        if (name == k.first) bit = k.second;
+      if (bit < 0)
+        throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND takes none, nokv, samekv, littlekv, nomask, "
+                                    "filledkv, noboundary or nolone, joined by '+', not " + names);
+      bits |= bit;
+      at = end + 1;
+    }
+    const int kv_bounds = bits & (bound_no_kv | bound_same_kv | bound_little_kv | bound_filled_kv);
+    if ((kv_bounds & (kv_bounds - 1)) != 0)
+      throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND takes at most one of nokv, samekv, littlekv, "
+                                  "filledkv, not " + names);
+    return bits;
   }();
   return answer;
 }
@@ -241,7 +258,12 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       handoff.kv_head = it.kv_head;
       handoff.head_block = it.head_block;
       handoff.q_tile = it.q_tile;
-      handoff.tile_count = (tiles_visited + 1) / 2;  // stages
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+      const bool drop_lone = (wp.pair_bound & bound_no_lone) && (tiles_visited & 1) != 0;
+#else
+      constexpr bool drop_lone = false;
+#endif
+      handoff.tile_count = drop_lone ? tiles_visited / 2 : (tiles_visited + 1) / 2;  // stages
       handoff.split_slot = it.split_slot;
       mbar_expect_tx(bar(0), pair_q_bytes);
       const int first_q_head = int(first_q_head_of(it)), first_row = int(index_t(it.q_tile) * q_rows);
@@ -254,7 +276,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       auto load_tile = [&](unsigned s, int sub, index_t tile) {
         const unsigned k_dst = kv_base + s * pair_kv_bytes + sub * half_tile_bytes, v_dst = k_dst + pair_k_bytes;
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
-        const int key = wp.pair_bound == bound_same_kv ? 0 : int(g.first_key(tile));
+        const int key = (wp.pair_bound & bound_same_kv) ? 0 : int(g.first_key(tile));
 #else
         const int key = int(g.first_key(tile));
 #endif
@@ -281,7 +303,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       // The tile held for the next stage's second half (-1: none). An odd tile count puts its
       // lone tile in the item's first stage (-2: the next tile goes alone), whose S the consumers
       // then compute at half width (m64n64k16), with half the softmax.
-      index_t held = (tiles_visited & 1) != 0 ? -2 : -1;
+      index_t held = drop_lone ? -3 : (tiles_visited & 1) != 0 ? -2 : -1;  // -3: bound nolone, skip it
       int held_entry = -1;
       // Stage of plan tiles `first` (entry e0) and `second` (-1: none).
       auto issue_stage = [&](index_t first, int e0, index_t second, int e1) {
@@ -292,9 +314,9 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         stage_entry[s][0] = e0;
         stage_entry[s][1] = e1;
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
-        if (wp.pair_bound == bound_no_kv || (wp.pair_bound == bound_filled_kv && use > 0)) {
+        if ((wp.pair_bound & bound_no_kv) || ((wp.pair_bound & bound_filled_kv) && use > 0)) {
           mbar_expect_tx(bar(2 + s), 0u);
-        } else if (wp.pair_bound == bound_little_kv) {
+        } else if (wp.pair_bound & bound_little_kv) {
           mbar_expect_tx(bar(2 + s), half_tile_bytes);
           tma_load(kv_base + s * pair_kv_bytes, &wp.k_map, bar(2 + s), 0, int(g.first_key(first)), kv_head, batch);
         } else
@@ -302,7 +324,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         {
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
           // filledkv: a lone stage's first use fills its second half too, so that no operand stays 0.
-          if (wp.pair_bound == bound_filled_kv && second < 0) second = first;
+          if ((wp.pair_bound & bound_filled_kv) && second < 0) second = first;
 #endif
           mbar_expect_tx(bar(2 + s), second >= 0 ? pair_kv_bytes : pair_kv_bytes / 2);
           load_tile(s, 0, first);
@@ -322,9 +344,11 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           // tile short of 64 keys); a clear bit lets them skip every mask computation.
           int entry = int(tile) * 2 + int(partial || tile == fold_tile || g.kv_keys(tile) < kv_tile);
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
-          if (wp.pair_bound == bound_no_mask) entry &= ~1;
+          if (wp.pair_bound & bound_no_mask) entry &= ~1;
 #endif
-          if (held == -1) {
+          if (held == -3) {
+            held = -1;
+          } else if (held == -1) {
             held = tile, held_entry = entry;
           } else {
             const bool lone = held == -2;
@@ -408,6 +432,11 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   // the upper two), as ws_load_q reads Q.
   const int o_row = warp * 16 + lane % 8 + ((lane / 8) % 2) * 8, o_chunk = lane / 16;
 
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+  const bool no_boundary = (wp.pair_bound & bound_no_boundary) != 0;
+#else
+  constexpr bool no_boundary = false;
+#endif
   take_q(0);
   unsigned n = 0;  // stages consumed so far
   const bool stamps = tid == 0;  // PairTimeline: thread 0 of each consumer
@@ -545,14 +574,23 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       // around all of it: a branch between a wgmma and its wait makes ptxas serialize the wgmmas.
       auto first_stage = [&](auto& sf) {
         constexpr int nt = int(std::extent_v<std::remove_reference_t<decltype(sf)>>);
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+        masked = no_boundary ? 0 : mask_bits(seen_bits, entry);
+#else
         masked = mask_bits(seen_bits, entry);
+#endif
         wait_turn();
         issue_scores(sf, prev_stage);
         pass_turn();
         free_q();
         wgmma::wait_all();
         wgmma::fence_operands(sf);
-        softmax(sf, seen_bits, entry, masked, alpha);
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+        if (no_boundary)
+          alpha[0] = alpha[1] = 1.0f;
+        else
+#endif
+          softmax(sf, seen_bits, entry, masked, alpha);
         ws_pack_p<Kind>(sf, reinterpret_cast<unsigned (&)[nt / 2][4]>(a));
       };
       const bool lone_first = entry[1] < 0;
@@ -632,7 +670,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
 
     // o = acc / l through the Q half and each warp's two bulk stores (rows past the end are
     // clipped by the tensor map), or from registers; lse; or the partial slot of a split item.
-    const bool staged = wp.o_by_tma && item.split_slot < 0;
+    const bool staged = !no_boundary && wp.o_by_tma && item.split_slot < 0;
     if (staged) {
 #pragma unroll
       for (int j = 0; j < d_tiles / 2; ++j) {
@@ -654,7 +692,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       }
       o_in_flight = true;
     }
-    if (!staged || p.lse)
+    if (!no_boundary && (!staged || p.lse))
       ws_store_rows<Kind, Dim>(p, item, first_q_head, pair_rows, c * block_rows + warp * 16 + row_in_warp,
                                row_offset, row_head, acc, row_inv, row_lse, lane, staged);
     if (stamps) {
