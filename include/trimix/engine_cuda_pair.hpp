@@ -346,7 +346,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
           if (wp.pair_bound & bound_no_mask) entry &= ~1;
 #endif
-          if (held == -3) {
+          if (drop_lone && held == -3) {  // drop_lone first: plain builds compile no test (causal R2UR 53 -> 214)
             held = -1;
           } else if (held == -1) {
             held = tile, held_entry = entry;
