@@ -8,36 +8,24 @@ For each kernel whose mangled name contains --kernel and holds wgmmas, prints th
 moved timings before (HGMMA, WARPGROUP.DEPBAR, R2UR, STL, LDL) in both binaries and how many lines
 differ once addresses and encodings are stripped. Why: a change meant for one mask or for
 measuring builds only can still reshape another kernel (thirty-fourth session: a bound's producer
-test left in plain builds cost Causal R2UR 53 -> 214 and 3.7-4.7% of its time, unnoticed for a
-session). Exit status 1 if any kernel differs, 2 if cuobjdump is missing or fails.
+test left in plain builds gave Causal's kernel R2UR 53 -> 214; a binary of that shape timed causal
+3.7-4.7% slower). Exit status 1 if any kernel differs, 2 if cuobjdump is missing or fails.
 """
 import argparse
 import difflib
-import os
 import re
-import shutil
 import subprocess
 import sys
+
+from sass import find_cuobjdump, kernel_instructions
 
 COUNTED = {'HGMMA': r'\bHGMMA\b', 'DEPBAR': r'WARPGROUP\.DEPBAR', 'R2UR': r'\bR2UR\b', 'STL': r'\bSTL\b',
            'LDL': r'\bLDL\b'}
 
 
 def kernels(binary, cuobjdump, pattern):
-    """{mangled name: [instructions without addresses or encodings]} of the matching kernels."""
-    sass = subprocess.run([cuobjdump, '-sass', binary], check=True, capture_output=True, text=True).stdout
-    found, name = {}, None
-    for line in sass.splitlines():
-        head = re.search(r'Function : (\S+)', line)
-        if head:
-            name = head.group(1) if pattern in head.group(1) else None
-            if name:
-                found[name] = []
-            continue
-        code = re.match(r'\s*/\*[0-9a-f]{4,}\*/\s*(.*?)\s*;', line)
-        if name and code:
-            found[name].append(code.group(1))
-    return {k: v for k, v in found.items() if any('HGMMA' in i for i in v)}
+    """The matching kernels that hold wgmmas (kernel_instructions)."""
+    return {k: v for k, v in kernel_instructions(binary, cuobjdump, pattern).items() if any('HGMMA' in i for i in v)}
 
 
 def counts(instructions):
@@ -52,7 +40,7 @@ def main():
     ap.add_argument('--kernel', default='pair_attention_kernel')
     ap.add_argument('--show', type=int, default=0, help='print up to this many differing lines a kernel')
     args = ap.parse_args()
-    cuobjdump = os.environ.get('CUOBJDUMP') or shutil.which('cuobjdump')
+    cuobjdump = find_cuobjdump()
     if not cuobjdump:
         print('sass_diff: cuobjdump not found (set CUOBJDUMP)', file=sys.stderr)
         return 2

@@ -10,11 +10,10 @@ timing of such a build measures the serialization, not the change (twenty-ninth 
 experiments, bench/NOTES.md). Prints one line per binary and one per serialized kernel; exit status
 3 if any kernel is serialized, 2 if cuobjdump is missing or fails.
 """
-import os
-import re
-import shutil
 import subprocess
 import sys
+
+from sass import find_cuobjdump, kernel_instructions
 
 # Pipelined kernels wait a handful of times; a serialized one waits once per wgmma group (>= 16).
 SERIALIZED_WAITS = 16
@@ -22,23 +21,14 @@ SERIALIZED_WAITS = 16
 
 def depbar_counts(binary, cuobjdump):
     """{mangled kernel name: WARPGROUP.DEPBAR count} of the binary's sm_90a code."""
-    sass = subprocess.run([cuobjdump, '-sass', binary], check=True, capture_output=True, text=True).stdout
-    counts, kernel = {}, None
-    for line in sass.splitlines():
-        name = re.search(r'Function : (\S+)', line)
-        if name:
-            kernel = name.group(1)
-            counts.setdefault(kernel, 0)
-        elif kernel and 'WARPGROUP.DEPBAR' in line:
-            counts[kernel] += 1
-    return counts
+    return {k: sum('WARPGROUP.DEPBAR' in i for i in code) for k, code in kernel_instructions(binary, cuobjdump).items()}
 
 
 def main():
     if len(sys.argv) < 2 or sys.argv[1] in ('-h', '--help'):
         print(__doc__.strip())
         return 0 if len(sys.argv) >= 2 else 2
-    cuobjdump = os.environ.get('CUOBJDUMP') or shutil.which('cuobjdump')
+    cuobjdump = find_cuobjdump()
     if not cuobjdump:
         print('wgmma_serialized.py: no cuobjdump (set CUOBJDUMP or PATH)', file=sys.stderr)
         return 2
