@@ -231,7 +231,11 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     take(taken[0]);
     unsigned n = 0;  // stages issued so far: stage n % pair_stages, its use n / pair_stages
     long long empty_wait = 0;  // PairTimeline: cycles of the item waiting for free stages
-    for (index_t k = 0;; ++k) {
+    // The producer's loop state in 32 bits (tiles, keys, items; the plan's tiles are int32 already):
+    // 64-bit indices over its 40 registers made ptxas keep the copies' operands in ordinary
+    // registers, moved into uniform ones before every copy (R2UR), and spill.
+    const int short_tile = g.seq_k % kv_tile != 0 ? int(g.seq_k / kv_tile) : -1;  // the last tile, short of 64 keys
+    for (unsigned k = 0;; ++k) {
       PairTimeline::stamp(0, k, 0, PairTimeline::now());
       if (k > 0) mbar_wait(bar(1), unsigned(k - 1) & 1u);  // both consumers hold the last Q in registers
       PairTimeline::stamp(0, k, 1, PairTimeline::now());
@@ -249,8 +253,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         break;
       }
       const WorkItem it = cur.item;
-      const int fold = cur.fold;
-      const index_t fold_tile = fold < 0 ? -1 : fold >> 1;
+      const int fold = ws_folds_sink<Mask> ? cur.fold : -1;  // a constant -1 takes the fold copies out of other masks' code
+      const int fold_tile = fold < 0 ? -1 : fold >> 1;
       const int tiles_visited = it.tile_end - it.tile_begin - (fold_tile >= 0 ? 1 : 0);
       handoff.slot = int(idx);
       handoff.fold = fold;
@@ -273,12 +277,12 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
                    first_row + c * wp.q_row_step, first_q_head + c * wp.q_head_step, int(it.batch));
       const int kv_head = int(it.kv_head), batch = int(it.batch);
       // One plan tile into half `sub` of stage s.
-      auto load_tile = [&](unsigned s, int sub, index_t tile) {
+      auto load_tile = [&](unsigned s, int sub, int tile) {
         const unsigned k_dst = kv_base + s * pair_kv_bytes + sub * half_tile_bytes, v_dst = k_dst + pair_k_bytes;
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
-        const int key = (wp.pair_bound & bound_same_kv) ? 0 : int(g.first_key(tile));
+        const int key = (wp.pair_bound & bound_same_kv) ? 0 : tile * kv_tile;
 #else
-        const int key = int(g.first_key(tile));
+        const int key = tile * kv_tile;
 #endif
         if (tile == fold_tile) {
           // The sink keys into rows [column, column + fold_rows) of the 64-key block, the tile's own
@@ -303,10 +307,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       // The tile held for the next stage's second half (-1: none). An odd tile count puts its
       // lone tile in the item's first stage (-2: the next tile goes alone), whose S the consumers
       // then compute at half width (m64n64k16), with half the softmax.
-      index_t held = drop_lone ? -3 : (tiles_visited & 1) != 0 ? -2 : -1;  // -3: bound nolone, skip it
+      int held = drop_lone ? -3 : (tiles_visited & 1) != 0 ? -2 : -1;  // -3: bound nolone, skip it
       int held_entry = -1;
       // Stage of plan tiles `first` (entry e0) and `second` (-1: none).
-      auto issue_stage = [&](index_t first, int e0, index_t second, int e1) {
+      auto issue_stage = [&](int first, int e0, int second, int e1) {
         const unsigned s = n % pair_stages, use = n / pair_stages;
         const long long waited_from = PairTimeline::now();
         if (use > 0) mbar_wait(bar(2 + pair_stages + s), (use - 1) & 1u);
@@ -318,7 +322,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           mbar_expect_tx(bar(2 + s), 0u);
         } else if (wp.pair_bound & bound_little_kv) {
           mbar_expect_tx(bar(2 + s), half_tile_bytes);
-          tma_load(kv_base + s * pair_kv_bytes, &wp.k_map, bar(2 + s), 0, int(g.first_key(first)), kv_head, batch);
+          tma_load(kv_base + s * pair_kv_bytes, &wp.k_map, bar(2 + s), 0, first * kv_tile, kv_head, batch);
         } else
 #endif
         {
@@ -337,12 +341,12 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       const int run_count = cur.runs.count;
       for (int r = 0; r < run_count; ++r) {
         const bool partial = ((cur.runs.partial >> r) & 1u) != 0;
-        const index_t run_end = cur.runs.end[r];
-        for (index_t tile = cur.runs.begin[r]; tile < run_end; ++tile) {
+        const int run_end = cur.runs.end[r];
+        for (int tile = cur.runs.begin[r]; tile < run_end; ++tile) {
           if (tile == 0 && fold_tile >= 0) continue;  // its keys ride in fold_tile
           // Bit 0: the consumers mask this tile (a partial tile, the sink's carrier, or the last
           // tile short of 64 keys); a clear bit lets them skip every mask computation.
-          int entry = int(tile) * 2 + int(partial || tile == fold_tile || g.kv_keys(tile) < kv_tile);
+          int entry = tile * 2 + int(partial || tile == fold_tile || tile == short_tile);
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
           if (wp.pair_bound & bound_no_mask) entry &= ~1;
 #endif
