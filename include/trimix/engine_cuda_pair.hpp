@@ -231,9 +231,14 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     take(taken[0]);
     unsigned n = 0;  // stages issued so far: stage n % pair_stages, its use n / pair_stages
     long long empty_wait = 0;  // PairTimeline: cycles of the item waiting for free stages
-    // The producer's loop state in 32 bits (tiles, keys, items; the plan's tiles are int32 already):
-    // 64-bit indices over its 40 registers made ptxas keep the copies' operands in ordinary
-    // registers, moved into uniform ones before every copy (R2UR), and spill.
+    // The loop's types set the code ptxas (CUDA 13) gives this thread's 40 registers, and that
+    // code shows in the time (bench/NOTES.md, thirty-fifth session, H200): with 64-bit tiles the
+    // sink-folding masks' copies took their operands from ordinary registers, moved into uniform
+    // ones before every copy (R2UR 215, spill stores / loads 15 / 18), 32-bit tiles keep them
+    // uniform (R2UR 57, 3 / 4): triangle and streaming 3-4% faster. The other masks' code goes the
+    // other way (32-bit: R2UR 53 -> 153, causal 2% slower), so they keep 64-bit tiles. After a
+    // change here, compare the kernels with scripts/gpu/sass_diff.py.
+    using tile_index = std::conditional_t<ws_folds_sink<Mask>, int, index_t>;
     const int short_tile = g.seq_k % kv_tile != 0 ? int(g.seq_k / kv_tile) : -1;  // the last tile, short of 64 keys
     for (unsigned k = 0;; ++k) {
       PairTimeline::stamp(0, k, 0, PairTimeline::now());
@@ -277,7 +282,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
                    first_row + c * wp.q_row_step, first_q_head + c * wp.q_head_step, int(it.batch));
       const int kv_head = int(it.kv_head), batch = int(it.batch);
       // One plan tile into half `sub` of stage s.
-      auto load_tile = [&](unsigned s, int sub, int tile) {
+      auto load_tile = [&](unsigned s, int sub, tile_index tile) {
         const unsigned k_dst = kv_base + s * pair_kv_bytes + sub * half_tile_bytes, v_dst = k_dst + pair_k_bytes;
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
         const int key = (wp.pair_bound & bound_same_kv) ? 0 : tile * kv_tile;
@@ -307,10 +312,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       // The tile held for the next stage's second half (-1: none). An odd tile count puts its
       // lone tile in the item's first stage (-2: the next tile goes alone), whose S the consumers
       // then compute at half width (m64n64k16), with half the softmax.
-      int held = drop_lone ? -3 : (tiles_visited & 1) != 0 ? -2 : -1;  // -3: bound nolone, skip it
+      tile_index held = drop_lone ? -3 : (tiles_visited & 1) != 0 ? -2 : -1;  // -3: bound nolone, skip it
       int held_entry = -1;
       // Stage of plan tiles `first` (entry e0) and `second` (-1: none).
-      auto issue_stage = [&](int first, int e0, int second, int e1) {
+      auto issue_stage = [&](tile_index first, int e0, tile_index second, int e1) {
         const unsigned s = n % pair_stages, use = n / pair_stages;
         const long long waited_from = PairTimeline::now();
         if (use > 0) mbar_wait(bar(2 + pair_stages + s), (use - 1) & 1u);
@@ -341,8 +346,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       const int run_count = cur.runs.count;
       for (int r = 0; r < run_count; ++r) {
         const bool partial = ((cur.runs.partial >> r) & 1u) != 0;
-        const int run_end = cur.runs.end[r];
-        for (int tile = cur.runs.begin[r]; tile < run_end; ++tile) {
+        const tile_index run_end = cur.runs.end[r];
+        for (tile_index tile = cur.runs.begin[r]; tile < run_end; ++tile) {
           if (tile == 0 && fold_tile >= 0) continue;  // its keys ride in fold_tile
           // Bit 0: the consumers mask this tile (a partial tile, the sink's carrier, or the last
           // tile short of 64 keys); a clear bit lets them skip every mask computation.
