@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Thirty-fifth session, call 3: the new head against the PyTorch peers (compare_gpu.py at 16K and
+# 64K, SDPA flash skipped), then the pair timeline of main (29a1284's kernels) and of the new
+# producer at 16K, triangle and causal, one call each after the timed ones.
+#   bash bench/experiments/run_s35c.sh      (carry .gpu/s35c.tar.gz: new/, maintl/, newtl/, lib/)
+set -uo pipefail
+t0=$SECONDS
+R=$OUT/c; B=/tmp/s35c; mkdir -p $B $R
+tar xzf .gpu/s35c.tar.gz -C $B
+export LD_LIBRARY_PATH=$B/lib:${LD_LIBRARY_PATH:-}
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | tee $R/device.txt
+for v in maintl newtl; do
+  mkdir -p $R/tl_$v
+  TRIMIX_TIMELINE_DIR=$R/tl_$v timeout 60 $B/$v/attention_bench --seq 16384 --masks triangle,causal --dtypes bf16 \
+    --warmup-ms 100 --rep-ms 300 > $R/tl_$v.log 2>&1
+  echo "timeline $v rc=$? at $((SECONDS - t0)) s"
+  python3 bench/pair_timeline_summary.py $R/tl_$v/bf16_triangle_16384.bin $R/tl_$v/bf16_causal_16384.bin > $R/tl_$v.txt 2>&1
+  rm -rf $R/tl_$v
+done
+TRIMIX_COMMIT=${COMMIT:-new} timeout 420 python3 bench/compare_gpu.py --bench $B/new/attention_bench --out $R/cmp \
+  --seq ${SEQS:-16384,65536} --skip-peers flash > $R/cmp.log 2>&1
+echo "compare rc=$? at $((SECONDS - t0)) s"; tail -12 $R/cmp.log
+tar czf $OUT/s35c.tar.gz -C $R . && rm -rf $R/cmp
