@@ -232,7 +232,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     unsigned n = 0;  // stages issued so far: stage n % pair_stages, its use n / pair_stages
     long long empty_wait = 0;  // PairTimeline: cycles of the item waiting for free stages
     // The loop's types set the code ptxas (CUDA 13) gives this thread's 40 registers, and that
-    // code shows in the time (bench/NOTES.md, thirty-fifth session, H200): with 64-bit tiles the
+    // code shows in the time (bench/NOTES.md, thirty-fifth session, H200 / H100): with 64-bit tiles the
     // sink-folding masks' copies took their operands from ordinary registers, moved into uniform
     // ones before every copy (R2UR 215, spill stores / loads 15 / 18), 32-bit tiles keep them
     // uniform (R2UR 57, 3 / 4): triangle and streaming 3-4% faster. The other masks' code goes the

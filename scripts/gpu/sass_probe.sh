@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# sass_probe.sh SRC_ROOT OUT.o [MASK ...]: compiles only the pair kernels of trimix::attention for
-# bf16 and the given masks (default Triangle Causal) from SRC_ROOT/include to an sm_90a object, in
-# ~40 s instead of attention_bench's minutes, so that a kernel change's SASS can be compared
-# before any bench build:  scripts/gpu/sass_diff.py BASE.o NEW.o --kernel pair_attention
+# sass_probe.sh SRC_ROOT OUT.o [MASK ...]: compiles trimix::attention for bf16 and only the given
+# masks (default Triangle Causal) from SRC_ROOT/include to an sm_90a object, in ~35-40 s instead of
+# attention_bench's minutes, so that a kernel change's SASS can be compared before any bench
+# build:  scripts/gpu/sass_diff.py BASE.o NEW.o --kernel pair_attention
 # Needs a Kokkos CUDA install: $KOKKOS_CUDA (default .gpu/kokkos-cuda, see README's GPU section).
 set -euo pipefail
 src=$1 out=$2; shift 2
-masks=("${@:-Triangle}"); [ $# -eq 0 ] && masks=(Triangle Causal)
+masks=("$@")
+[ ${#masks[@]} -gt 0 ] || masks=(Triangle Causal)
 kokkos=${KOKKOS_CUDA:-$(cd "$(dirname "$0")/../.." && pwd)/.gpu/kokkos-cuda}
 tu=$(mktemp --suffix=.cpp)
 trap 'rm -f "$tu"' EXIT
