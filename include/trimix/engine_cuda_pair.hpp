@@ -11,7 +11,7 @@
 ///    the bulk tensor copies (TMA) of the item's Q (32 KB) and of its tiles, two plan tiles per
 ///    stage of `pair_stages` (64 KB each: K and V of 128 keys); an item of an odd tile count
 ///    starts with a stage whose second half is not loaded, whose S the consumers compute at half
-///    width (m64n64k16);
+///    width (m64n64k16) and whose P V takes 4 k-steps;
 ///  - the consumers (setmaxnreg 232) keep Q in registers, compute S = Q K^T of 128 keys with
 ///    m64n128k16 wgmmas, overlap S(i + 1) with P(i) V(i) as in engine_cuda_ws.hpp, and take turns
 ///    at the tensor cores (FA3's ping-pong: named barriers order their wgmma issues, so one's
@@ -200,8 +200,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   const unsigned kv_base = smem_address(tiles + pair_q_bytes);
   {
     // A stage's second half, where an item of an odd tile count leaves it unloaded (its first
-    // stage), has no scores and P 0 (its P V reads the first half's V rows there); zeros first
-    // all the same, so that no wgmma ever reads shared memory that nothing wrote.
+    // stage), is read by no wgmma (S at half width, P V of 4 k-steps); zeros first all the same,
+    // so that none ever could read shared memory that nothing wrote.
     const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
     for (unsigned at = threadIdx.x * 16u; at < pair_stages * pair_kv_bytes; at += pair_threads * 16u)
       *reinterpret_cast<uint4*>(tiles + pair_q_bytes + at) = zero;
@@ -311,7 +311,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       int issued = 0;  // the next item is taken once this one's first pair_stages stages are issued
       // The tile held for the next stage's second half (-1: none). An odd tile count puts its
       // lone tile in the item's first stage (-2: the next tile goes alone), whose S the consumers
-      // then compute at half width (m64n64k16), with half the softmax.
+      // then compute at half width (m64n64k16), with half the softmax and half the P V.
       tile_index held = drop_lone ? -3 : (tiles_visited & 1) != 0 ? -2 : -1;  // -3: bound nolone, skip it
       int held_entry = -1;
       // Stage of plan tiles `first` (entry e0) and `second` (-1: none).
@@ -500,20 +500,16 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       wgmma::commit();
     };
     // P V of the stage's first `key_steps` k16 steps (all 8, or 4 where its second half is empty).
-    // `second_back`: descriptor units the second half's k-steps read before their own V rows (a
-    // lone first tile's stage: P is 0 there and V unloaded, so they read the tile's own V rows,
-    // finite wherever the first half's are; a descriptor, not a branch, see below).
-    auto issue_pv = [&](const unsigned (&a)[2 * kv_tile / 16][4], unsigned stage, auto key_steps,
-                        std::uint64_t second_back = 0) {
+    auto issue_pv = [&](const unsigned (&a)[2 * kv_tile / 16][4], unsigned stage, auto key_steps) {
       wgmma::fence_operands(acc);
       wgmma::fence();
 #pragma unroll
       for (int kk = 0; kk < decltype(key_steps)::value; ++kk)
-        wgmma::mma_rs_n128<Kind>(acc, a[kk], v_desc + stage * stage_step + v_step(kk) - (kk >= 4 ? second_back : 0),
-                                 1);
+        wgmma::mma_rs_n128<Kind>(acc, a[kk], v_desc + stage * stage_step + v_step(kk), 1);
       wgmma::commit();
     };
     constexpr std::integral_constant<int, 2 * kv_tile / 16> whole_stage{};
+    constexpr std::integral_constant<int, kv_tile / 16> half_stage{};
     // Mask bits of this thread's two rows in each half of the stage (none in an empty half), and
     // which halves need masking at all (bit sub).
     auto mask_bits = [&](std::uint64_t (&seen_bits)[2][2], const int (&entry)[2]) {
@@ -602,20 +598,15 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           softmax(sf, seen_bits, entry, masked, alpha);
         ws_pack_p<Kind>(sf, reinterpret_cast<unsigned (&)[nt / 2][4]>(a));
       };
-      const bool lone_first = entry[1] < 0;
-      // The next P V takes all 8 k-steps (no branch to 4: a branch before the loop around wgmmas
-      // cost the loop its uniform registers, R2UR before every wgmma, causal +7%): P 0 in the
-      // empty half, which reads the lone tile's V rows again.
-      std::uint64_t second_back = 0;
-      if (lone_first) {
+      // Whether the stage before is a lone first tile's: its P V then takes only the 4 k-steps that
+      // carry P (a band item's 9 tiles: 4 of its 76 wgmmas a consumer).
+      bool lone_before = entry[1] < 0;
+      if (lone_before) {
         // S of the lone tile in the accumulators' registers (free until the first P V; the
         // zeros go back below): with S's own, ptxas serialized the wgmmas of some masks' kernels.
         first_stage(reinterpret_cast<float (&)[n_tiles / 2][4]>(acc));
 #pragma unroll
         for (int dt = 0; dt < d_tiles; ++dt) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
-#pragma unroll
-        for (int kk = kv_tile / 16; kk < 2 * kv_tile / 16; ++kk) a[kk][0] = a[kk][1] = a[kk][2] = a[kk][3] = 0u;
-        second_back = v_step(kv_tile / 16);
       } else {
         first_stage(s);
       }
@@ -630,11 +621,21 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         wait_turn();
         turn_wait += PairTimeline::now() - t;
         issue_scores(s, stage);
-        issue_pv(a, prev_stage, whole_stage, second_back);
-        second_back = 0;
-        pass_turn();
-        t = PairTimeline::now();
-        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        // Each arm waits for S itself, so that ptxas sees the same pending group (P V) where they
+        // join: with one wait below a branch around the second 4 k-steps it closed the groups with
+        // an empty wgmma and the S wait also waited for half of P V (SASS).
+        if (lone_before) {
+          issue_pv(a, prev_stage, half_stage);
+          pass_turn();
+          t = PairTimeline::now();
+          asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        } else {
+          issue_pv(a, prev_stage, whole_stage);
+          pass_turn();
+          t = PairTimeline::now();
+          asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        }
+        lone_before = false;
         s_wait += PairTimeline::now() - t;
         wgmma::fence_operands(s);
         softmax(s, seen_bits, entry, masked, alpha);
@@ -655,7 +656,6 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         pack_p(s, a);
         prev_stage = stage;
       }
-      constexpr std::integral_constant<int, kv_tile / 16> half_stage{};
       if (stamps) PairTimeline::stamp(1 + c, k, 3, PairTimeline::now());
       wait_turn();
       // A stage whose second half is empty (a lone tile: the item's only stage here) has P 0
