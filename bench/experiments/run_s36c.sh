@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Thirty-sixth session, call 3: five more alternating rounds of main (1a04edd's kernels) and
+# s36-halfpv on the sink-folding masks (call 1's triangle rounds spread 3%), then the pair timeline
+# of both at 16K (triangle and causal), one call each after the timed ones.
+#   bash bench/experiments/run_s36c.sh      (carry .gpu/s36c.tar.gz: main/, new/, maintl/, newtl/, lib/)
+set -uo pipefail
+t0=$SECONDS
+R=$OUT/c; B=/tmp/s36c; mkdir -p $B $R
+tar xzf .gpu/s36c.tar.gz -C $B
+export LD_LIBRARY_PATH=$B/lib:${LD_LIBRARY_PATH:-}
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | tee $R/device.txt
+bash bench/ab_gpu.sh --out $R/ab --rounds 5 --seq 16384,65536 --masks triangle,streaming \
+  --timeout 60 main=$B/main/attention_bench new=$B/new/attention_bench > $R/ab.log 2>&1
+echo "ab rc=$? at $((SECONDS - t0)) s"; cat $R/ab/summary.txt
+for v in maintl newtl; do
+  mkdir -p $R/tl_$v
+  TRIMIX_TIMELINE_DIR=$R/tl_$v timeout 60 $B/$v/attention_bench --seq 16384 --masks triangle,causal --dtypes bf16 \
+    --warmup-ms 100 --rep-ms 300 > $R/tl_$v.log 2>&1
+  echo "timeline $v rc=$? at $((SECONDS - t0)) s"
+  python3 bench/pair_timeline_summary.py $R/tl_$v/bf16_triangle_16384.bin $R/tl_$v/bf16_causal_16384.bin > $R/tl_$v.txt 2>&1
+  rm -rf $R/tl_$v
+done
+tar czf $OUT/s36c_logs.tar.gz -C $R . && rm -rf $R/ab
