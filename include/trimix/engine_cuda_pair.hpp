@@ -598,8 +598,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           softmax(sf, seen_bits, entry, masked, alpha);
         ws_pack_p<Kind>(sf, reinterpret_cast<unsigned (&)[nt / 2][4]>(a));
       };
-      // Whether the stage before is a lone first tile's: its P V then takes only the 4 k-steps that
-      // carry P (a band item's 9 tiles: 4 of its 76 wgmmas a consumer).
+      // Whether the stage before is a lone first tile's: the loop's first step then issues its P V
+      // with only the 4 k-steps that carry P (4 of a consumer's 76 wgmmas in a 9-tile band item).
+      // A branch in the step, not a peeled first step: the step's code twice sent every wgmma
+      // descriptor through ordinary registers (R2UR 57 -> 159, bench/NOTES.md).
       bool lone_before = entry[1] < 0;
       if (lone_before) {
         // S of the lone tile in the accumulators' registers (free until the first P V; the
