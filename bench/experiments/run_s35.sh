@@ -5,11 +5,8 @@
 # Outputs on the same random inputs first (N 4000: a short last tile; bit-identical expected),
 # then three alternating rounds of triangle, causal and streaming at 16K and 64K.
 set -uo pipefail
-t0=$SECONDS
-R=$OUT/ab; B=/tmp/s35; mkdir -p $B $R
-tar xzf .gpu/s35.tar.gz -C $B
-export LD_LIBRARY_PATH=$B/lib:${LD_LIBRARY_PATH:-}
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | tee $R/device_power.txt
+. bench/experiments/device_common.sh
+device_setup .gpu/s35.tar.gz ab device_power.txt
 bash bench/ab_gpu.sh --out $R --rounds 3 --seq 16384,65536 --masks triangle,causal,streaming \
   --agree 4000 --timeout 90 main=$B/main/attention_bench lean=$B/lean/attention_bench > $R/ab.log 2>&1
 echo "ab rc=$? at $((SECONDS - t0)) s"; cat $R/agree.txt $R/summary.txt

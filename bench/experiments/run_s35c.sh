@@ -4,11 +4,8 @@
 # producer at 16K, triangle and causal, one call each after the timed ones.
 #   bash bench/experiments/run_s35c.sh      (carry .gpu/s35c.tar.gz: new/, maintl/, newtl/, lib/)
 set -uo pipefail
-t0=$SECONDS
-R=$OUT/c; B=/tmp/s35c; mkdir -p $B $R
-tar xzf .gpu/s35c.tar.gz -C $B
-export LD_LIBRARY_PATH=$B/lib:${LD_LIBRARY_PATH:-}
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | tee $R/device.txt
+. bench/experiments/device_common.sh
+device_setup .gpu/s35c.tar.gz c
 for v in maintl newtl; do
   mkdir -p $R/tl_$v
   TRIMIX_TIMELINE_DIR=$R/tl_$v timeout 60 $B/$v/attention_bench --seq 16384 --masks triangle,causal --dtypes bf16 \

@@ -6,19 +6,9 @@
 # and boxes with TRIMIX_CUDA_STAGE_BOXES=0 on the same random inputs, three alternating rounds,
 # then compare_gpu.py at 16K (SDPA flash skipped) with the boxes binary.
 set -uo pipefail
-t0=$SECONDS
-R=$OUT/r; B=/tmp/s35d; mkdir -p $B $R
-tar xzf .gpu/s35d.tar.gz -C $B
-export LD_LIBRARY_PATH=$B/lib:${LD_LIBRARY_PATH:-}
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | tee $R/device.txt
-timeout 150 $B/tests/trimix_tests_cuda > $R/tests.log 2>&1
-echo "tests rc=$? at $((SECONDS - t0)) s"; tail -3 $R/tests.log
-pair="tile-engine band items with the sink keys in another tile*,tile-engine: consumers that run many items in a row*"
-for tool in memcheck racecheck; do
-  timeout 90 compute-sanitizer --tool $tool --error-exitcode 3 $B/tests/trimix_tests_cuda "$pair" > $R/$tool.log 2>&1
-  echo "$tool rc=$? at $((SECONDS - t0)) s"; tail -1 $R/$tool.log
-done
-timeout 30 $B/tests/trianglemix_demo > $R/demo.log 2>&1; echo "demo rc=$?"; grep -E " ok| FAIL" $R/demo.log
+. bench/experiments/device_common.sh
+device_setup .gpu/s35d.tar.gz r
+cuda_checks $B/tests "tile-engine band items with the sink keys in another tile*,tile-engine: consumers that run many items in a row*"
 bash bench/ab_gpu.sh --out $R/ab --rounds 3 --seq 16384,65536 --masks triangle,causal,streaming \
   --agree 4000 --timeout 90 --env off:TRIMIX_CUDA_STAGE_BOXES=0 \
   lean=$B/lean/attention_bench boxes=$B/boxes/attention_bench off=$B/boxes/attention_bench > $R/ab.log 2>&1

@@ -4,11 +4,8 @@
 # of both at 16K (triangle and causal), one call each after the timed ones.
 #   bash bench/experiments/run_s36c.sh      (carry .gpu/s36c.tar.gz: main/, new/, maintl/, newtl/, lib/)
 set -uo pipefail
-t0=$SECONDS
-R=$OUT/c; B=/tmp/s36c; mkdir -p $B $R
-tar xzf .gpu/s36c.tar.gz -C $B
-export LD_LIBRARY_PATH=$B/lib:${LD_LIBRARY_PATH:-}
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | tee $R/device.txt
+. bench/experiments/device_common.sh
+device_setup .gpu/s36c.tar.gz c
 bash bench/ab_gpu.sh --out $R/ab --rounds 5 --seq 16384,65536 --masks triangle,streaming \
   --timeout 60 main=$B/main/attention_bench new=$B/new/attention_bench > $R/ab.log 2>&1
 echo "ab rc=$? at $((SECONDS - t0)) s"; cat $R/ab/summary.txt

@@ -4,11 +4,8 @@
 # it is the ratio again on a second H100 (bench/results/gpu_compare_h100_f5fc197_s36_second.csv).
 #   bash bench/experiments/run_s36d.sh      (carry .gpu/s36d.tar.gz: new/, lib/)
 set -uo pipefail
-t0=$SECONDS
-R=$OUT/d; B=/tmp/s36d; mkdir -p $B $R
-tar xzf .gpu/s36d.tar.gz -C $B
-export LD_LIBRARY_PATH=$B/lib:${LD_LIBRARY_PATH:-}
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | tee $R/device.txt
+. bench/experiments/device_common.sh
+device_setup .gpu/s36d.tar.gz d
 TRIMIX_COMMIT=${COMMIT:-f5fc197} timeout 400 python3 bench/compare_gpu.py --bench $B/new/attention_bench \
   --out $R/cmp --seq ${SEQS:-16384,65536} --skip-peers flash > $R/cmp.log 2>&1
 echo "compare rc=$? at $((SECONDS - t0)) s"; tail -12 $R/cmp.log

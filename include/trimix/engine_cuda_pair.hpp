@@ -599,9 +599,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         ws_pack_p<Kind>(sf, reinterpret_cast<unsigned (&)[nt / 2][4]>(a));
       };
       // Whether the stage before is a lone first tile's: the loop's first step then issues its P V
-      // with only the 4 k-steps that carry P (4 of a consumer's 76 wgmmas in a 9-tile band item).
-      // A branch in the step, not a peeled first step: the step's code twice sent every wgmma
-      // descriptor through ordinary registers (R2UR 57 -> 159, bench/NOTES.md).
+      // with only the 4 k-steps that carry P (4 of the 80 wgmmas, 5% of the tensor work, that a
+      // consumer issues for a 9-tile band item). A branch in the step, not a peeled first step:
+      // the step's code twice sent every wgmma descriptor through ordinary registers (R2UR 57 ->
+      // 159, bench/NOTES.md).
       bool lone_before = entry[1] < 0;
       if (lone_before) {
         // S of the lone tile in the accumulators' registers (free until the first P V; the
@@ -623,20 +624,20 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         wait_turn();
         turn_wait += PairTimeline::now() - t;
         issue_scores(s, stage);
-        // Each arm waits for S itself, so that ptxas sees the same pending group (P V) where they
-        // join: with one wait below a branch around the second 4 k-steps it closed the groups with
-        // an empty wgmma and the S wait also waited for half of P V (SASS).
-        if (lone_before) {
-          issue_pv(a, prev_stage, half_stage);
+        // P V of the stage before, the turn passed on, then the wait for S, in each arm of the
+        // branch: so ptxas sees the same pending group (P V) where they join. With one wait below
+        // a branch around the second 4 k-steps it closed the groups with an empty wgmma and the S
+        // wait also waited for half of P V (SASS).
+        auto pv_then_wait_for_s = [&](auto key_steps) {
+          issue_pv(a, prev_stage, key_steps);
           pass_turn();
           t = PairTimeline::now();
           asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
-        } else {
-          issue_pv(a, prev_stage, whole_stage);
-          pass_turn();
-          t = PairTimeline::now();
-          asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
-        }
+        };
+        if (lone_before)
+          pv_then_wait_for_s(half_stage);
+        else
+          pv_then_wait_for_s(whole_stage);
         lone_before = false;
         s_wait += PairTimeline::now() - t;
         wgmma::fence_operands(s);

@@ -1,0 +1,30 @@
+# Sourced by the device scripts of bench/experiments (run_s35*.sh, run_s36*.sh): the steps they
+# share on the GPU machine, where each runs from the repository root with $OUT set (device tool).
+#   device_setup PACK SUBDIR [DEVICE_FILE]   unpacks PACK (a carried .gpu/NAME.tar.gz of prebuilt
+#       binaries and lib/libcudart.so.13) into B=/tmp/NAME, puts its lib/ on LD_LIBRARY_PATH, makes
+#       R=$OUT/SUBDIR and writes the GPU's name, driver, clock and power limit to R/DEVICE_FILE
+#       (device.txt); t0 is the start for the scripts' "at N s" lines.
+#   cuda_checks DIR SPEC [SANITIZER_TIMEOUT]   DIR/trimix_tests_cuda (the whole CUDA suite), then
+#       compute-sanitizer memcheck and racecheck on the Catch2 test spec SPEC (90 s each unless
+#       given), then DIR/trianglemix_demo; logs in R, one summary line each on stdout.
+t0=$SECONDS
+
+device_setup() {
+  local pack=$1
+  B=/tmp/$(basename "$pack" .tar.gz) R=$OUT/$2
+  mkdir -p "$B" "$R"
+  tar xzf "$pack" -C "$B"
+  export LD_LIBRARY_PATH=$B/lib:${LD_LIBRARY_PATH:-}
+  nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | tee "$R/${3:-device.txt}"
+}
+
+cuda_checks() {
+  local dir=$1 spec=$2 limit=${3:-90} tool
+  timeout 150 "$dir/trimix_tests_cuda" > "$R/tests.log" 2>&1
+  echo "tests rc=$? at $((SECONDS - t0)) s"; tail -3 "$R/tests.log"
+  for tool in memcheck racecheck; do
+    timeout "$limit" compute-sanitizer --tool $tool --error-exitcode 3 "$dir/trimix_tests_cuda" "$spec" > "$R/$tool.log" 2>&1
+    echo "$tool rc=$? at $((SECONDS - t0)) s"; tail -1 "$R/$tool.log"
+  done
+  timeout 30 "$dir/trianglemix_demo" > "$R/demo.log" 2>&1; echo "demo rc=$?"; grep -E " ok| FAIL" "$R/demo.log"
+}
