@@ -1027,6 +1027,7 @@ struct tile_engine<Kokkos::Cuda, T, T, T, T, std::enable_if_t<(cuda_engine::oper
     wp.ping_pong = ping_pong_enabled();
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
     wp.pair_bound = pair_bound();
+    wp.pair_sleep_ns = pair_sleep_ns();
 #endif
     // o in boxes of one warp's 16 rows: 16 positions of one head, as every Q box holds 16 or more
     // positions a head (handles_views gives o 16-byte rows, as the maps need).

@@ -162,6 +162,18 @@ inline int pair_bound() {
   }();
   return answer;
 }
+/// Idle cycles without work, for measuring builds: with TRIMIX_CUDA_PAIR_SLEEP_NS=T each consumer
+/// sleeps ~T ns (__nanosleep) after an item's o stores, so that cycles grow while the energy of the
+/// work stays the same: at the power cap, how much of a cycle reaches the time.
+inline int pair_sleep_ns() {
+  static const int answer = [] {
+    const char* v = std::getenv("TRIMIX_CUDA_PAIR_SLEEP_NS");
+    const int ns = v ? std::atoi(v) : 0;
+    if (ns < 0 || ns > 1000000) throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_SLEEP_NS takes 0 to 1000000");
+    return ns;
+  }();
+  return answer;
+}
 #endif
 
 /// Whether the pair kernel's consumers take turns (TRIMIX_CUDA_PING_PONG=0 turns it off, for
@@ -707,6 +719,9 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     if (!no_boundary && (!staged || p.lse))
       ws_store_rows<Kind, Dim>(p, item, first_q_head, pair_rows, c * block_rows + warp * 16 + row_in_warp,
                                row_offset, row_head, acc, row_inv, row_lse, lane, staged);
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+    if (wp.pair_sleep_ns > 0) __nanosleep(unsigned(wp.pair_sleep_ns));
+#endif
     if (stamps) {
       PairTimeline::stamp(1 + c, k, 5, PairTimeline::now());
       PairTimeline::stamp(1 + c, k, 15, PairTimeline::now_ns());

@@ -102,6 +102,7 @@ struct WsParams {
   bool ping_pong = true;
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
   int pair_bound = 0;  ///< PairBound (engine_cuda_pair.hpp), measuring builds only
+  int pair_sleep_ns = 0;  ///< idle time a consumer adds at each item's end (pair_sleep_ns()), measuring builds only
 #endif
   /// The pair kernel's o leaves through shared memory by bulk tensor stores, each warp its 16 rows
   /// (o_map's boxes: 16 positions of one head, at o_warp_row positions and o_warp_head heads from
