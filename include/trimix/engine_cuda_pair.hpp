@@ -132,6 +132,9 @@ enum PairBound : int {
   bound_filled_kv = 16,   ///< each ring stage copied on its first use only: real operands, no bytes after
   bound_no_boundary = 32, ///< consumers: no mask bits or softmax in an item's first stage, no o stores
   bound_no_lone = 64,     ///< an odd tile count's lone tile left out: whole stages only (fewer computed pairs)
+  bound_no_first_mask = 128,     ///< noboundary's parts alone: no mask bits (nor masking) in an item's first stage,
+  bound_no_first_softmax = 256,  ///< no softmax there (alpha 1, P from the raw scores),
+  bound_no_o_stores = 512,       ///< no o stores
 };
 inline int pair_bound() {
   static const int answer = [] {
@@ -140,7 +143,10 @@ inline int pair_bound() {
     const std::pair<const char*, int> known[] = {{"none", bound_none},         {"nokv", bound_no_kv},
                                                  {"samekv", bound_same_kv},    {"littlekv", bound_little_kv},
                                                  {"nomask", bound_no_mask},    {"filledkv", bound_filled_kv},
-                                                 {"noboundary", bound_no_boundary}, {"nolone", bound_no_lone}};
+                                                 {"noboundary", bound_no_boundary}, {"nolone", bound_no_lone},
+                                                 {"nofirstmask", bound_no_first_mask},
+                                                 {"nofirstsoftmax", bound_no_first_softmax},
+                                                 {"noostores", bound_no_o_stores}};
     int bits = 0;
     for (std::size_t at = 0; at <= names.size();) {
       const std::size_t end = std::min(names.find('+', at), names.size());
@@ -150,7 +156,8 @@ inline int pair_bound() {
         if (name == k.first) bit = k.second;
       if (bit < 0)
         throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND takes none, nokv, samekv, littlekv, nomask, "
-                                    "filledkv, noboundary or nolone, joined by '+', not " + names);
+                                    "filledkv, noboundary, nolone, nofirstmask, nofirstsoftmax or noostores, "
+                                    "joined by '+', not " + names);
       bits |= bit;
       at = end + 1;
     }
@@ -454,9 +461,11 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
   const int o_row = warp * 16 + lane % 8 + ((lane / 8) % 2) * 8, o_chunk = lane / 16;
 
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
-  const bool no_boundary = (wp.pair_bound & bound_no_boundary) != 0;
+  const bool no_first_mask = (wp.pair_bound & (bound_no_boundary | bound_no_first_mask)) != 0;
+  const bool no_first_softmax = (wp.pair_bound & (bound_no_boundary | bound_no_first_softmax)) != 0;
+  const bool no_o_stores = (wp.pair_bound & (bound_no_boundary | bound_no_o_stores)) != 0;
 #else
-  constexpr bool no_boundary = false;
+  constexpr bool no_first_mask = false, no_first_softmax = false, no_o_stores = false;
 #endif
   take_q(0);
   unsigned n = 0;  // stages consumed so far
@@ -592,7 +601,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       auto first_stage = [&](auto& sf) {
         constexpr int nt = int(std::extent_v<std::remove_reference_t<decltype(sf)>>);
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
-        masked = no_boundary ? 0 : mask_bits(seen_bits, entry);
+        masked = no_first_mask ? 0 : mask_bits(seen_bits, entry);
 #else
         masked = mask_bits(seen_bits, entry);
 #endif
@@ -603,7 +612,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         wgmma::wait_all();
         wgmma::fence_operands(sf);
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
-        if (no_boundary)
+        if (no_first_softmax)
           alpha[0] = alpha[1] = 1.0f;
         else
 #endif
@@ -694,7 +703,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
 
     // o = acc / l through the Q half and each warp's two bulk stores (rows past the end are
     // clipped by the tensor map), or from registers; lse; or the partial slot of a split item.
-    const bool staged = !no_boundary && wp.o_by_tma && item.split_slot < 0;
+    const bool staged = !no_o_stores && wp.o_by_tma && item.split_slot < 0;
     if (staged) {
 #pragma unroll
       for (int j = 0; j < d_tiles / 2; ++j) {
@@ -716,7 +725,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       }
       o_in_flight = true;
     }
-    if (!no_boundary && (!staged || p.lse))
+    if (!no_o_stores && (!staged || p.lse))
       ws_store_rows<Kind, Dim>(p, item, first_q_head, pair_rows, c * block_rows + warp * 16 + row_in_warp,
                                row_offset, row_head, acc, row_inv, row_lse, lane, staged);
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
