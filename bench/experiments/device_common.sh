@@ -7,6 +7,11 @@
 #   cuda_checks DIR SPEC [SANITIZER_TIMEOUT]   DIR/trimix_tests_cuda (the whole CUDA suite), then
 #       compute-sanitizer memcheck and racecheck on the Catch2 test spec SPEC (90 s each unless
 #       given), then DIR/trianglemix_demo; logs in R, one summary line each on stdout.
+#   pair_timeline NAME BIN MASKS [ARG...]   BIN's clock64 timeline (a TRIMIX_CUDA_PAIR_TIMELINE
+#       build) of one call at 16K, bf16, MASKS (comma list), after its timed ones (ARGs: its other
+#       options, e.g. --warmup-ms 100 --rep-ms 300); log in R/tl_NAME.log, bench/pair_timeline_summary.py's
+#       summary in R/tl_NAME.txt, the raw stamps removed. Run-time switches go in front, as for
+#       any command: TRIMIX_CUDA_PAIR_BOUND=nolone pair_timeline ...
 t0=$SECONDS
 
 device_setup() {
@@ -27,4 +32,15 @@ cuda_checks() {
     echo "$tool rc=$? at $((SECONDS - t0)) s"; tail -1 "$R/$tool.log"
   done
   timeout 30 "$dir/trianglemix_demo" > "$R/demo.log" 2>&1; echo "demo rc=$?"; grep -E " ok| FAIL" "$R/demo.log"
+}
+
+pair_timeline() {
+  local name=$1 bin=$2 masks=$3 m files=()
+  shift 3
+  mkdir -p "$R/tl_$name"
+  TRIMIX_TIMELINE_DIR=$R/tl_$name timeout 60 "$bin" --seq 16384 --masks "$masks" --dtypes bf16 "$@" > "$R/tl_$name.log" 2>&1
+  echo "timeline $name rc=$? at $((SECONDS - t0)) s"
+  for m in ${masks//,/ }; do files+=("$R/tl_$name/bf16_${m}_16384.bin"); done
+  python3 bench/pair_timeline_summary.py "${files[@]}" > "$R/tl_$name.txt" 2>&1
+  rm -rf "$R/tl_$name"
 }

@@ -6,14 +6,7 @@
 set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup .gpu/s35c.tar.gz c
-for v in maintl newtl; do
-  mkdir -p $R/tl_$v
-  TRIMIX_TIMELINE_DIR=$R/tl_$v timeout 60 $B/$v/attention_bench --seq 16384 --masks triangle,causal --dtypes bf16 \
-    --warmup-ms 100 --rep-ms 300 > $R/tl_$v.log 2>&1
-  echo "timeline $v rc=$? at $((SECONDS - t0)) s"
-  python3 bench/pair_timeline_summary.py $R/tl_$v/bf16_triangle_16384.bin $R/tl_$v/bf16_causal_16384.bin > $R/tl_$v.txt 2>&1
-  rm -rf $R/tl_$v
-done
+for v in maintl newtl; do pair_timeline $v $B/$v/attention_bench triangle,causal --warmup-ms 100 --rep-ms 300; done
 TRIMIX_COMMIT=${COMMIT:-new} timeout 420 python3 bench/compare_gpu.py --bench $B/new/attention_bench --out $R/cmp \
   --seq ${SEQS:-16384,65536} --skip-peers flash > $R/cmp.log 2>&1
 echo "compare rc=$? at $((SECONDS - t0)) s"; tail -12 $R/cmp.log

@@ -9,12 +9,5 @@ device_setup .gpu/s36c.tar.gz c
 bash bench/ab_gpu.sh --out $R/ab --rounds 5 --seq 16384,65536 --masks triangle,streaming \
   --timeout 60 main=$B/main/attention_bench new=$B/new/attention_bench > $R/ab.log 2>&1
 echo "ab rc=$? at $((SECONDS - t0)) s"; cat $R/ab/summary.txt
-for v in maintl newtl; do
-  mkdir -p $R/tl_$v
-  TRIMIX_TIMELINE_DIR=$R/tl_$v timeout 60 $B/$v/attention_bench --seq 16384 --masks triangle,causal --dtypes bf16 \
-    --warmup-ms 100 --rep-ms 300 > $R/tl_$v.log 2>&1
-  echo "timeline $v rc=$? at $((SECONDS - t0)) s"
-  python3 bench/pair_timeline_summary.py $R/tl_$v/bf16_triangle_16384.bin $R/tl_$v/bf16_causal_16384.bin > $R/tl_$v.txt 2>&1
-  rm -rf $R/tl_$v
-done
+for v in maintl newtl; do pair_timeline $v $B/$v/attention_bench triangle,causal --warmup-ms 100 --rep-ms 300; done
 tar czf $OUT/s36c_logs.tar.gz -C $R . && rm -rf $R/ab

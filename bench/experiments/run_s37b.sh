@@ -16,12 +16,7 @@ python3 bench/nvml_power.py --every-ms 20 --csv $R/power.csv -- \
   s0=$B/sleep/attention_bench s400=$B/sleep/attention_bench s800=$B/sleep/attention_bench 2>&1 | stamp > $R/ab.log
 echo "ab done at $((SECONDS - t0)) s"; grep -v "^[0-9.]* *$" $R/ab.log | tail -12
 for ns in 0 400 800; do
-  mkdir -p $R/tl_$ns
-  TRIMIX_CUDA_PAIR_SLEEP_NS=$ns TRIMIX_TIMELINE_DIR=$R/tl_$ns timeout 60 $B/sleep/attention_bench --seq 16384 \
-    --masks triangle,causal --dtypes bf16 --warmup-ms 100 --rep-ms 300 > $R/tl_$ns.log 2>&1
-  echo "timeline $ns rc=$? at $((SECONDS - t0)) s"
-  python3 bench/pair_timeline_summary.py $R/tl_$ns/bf16_triangle_16384.bin $R/tl_$ns/bf16_causal_16384.bin > $R/tl_$ns.txt 2>&1
+  TRIMIX_CUDA_PAIR_SLEEP_NS=$ns pair_timeline $ns $B/sleep/attention_bench triangle,causal --warmup-ms 100 --rep-ms 300
   grep -E "^==|SM clock|^-- short5|^   item |o_stores_issued" $R/tl_$ns.txt | head -12
-  rm -rf $R/tl_$ns
 done
 tar czf $OUT/s37b.tar.gz -C $R .

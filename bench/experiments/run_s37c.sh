@@ -11,11 +11,7 @@ timeout 330 bash bench/ab_gpu.sh --out $R/ab --rounds ${ROUNDS:-4} --seq 16384,6
   s0=$B/sleep/attention_bench s1200=$B/sleep/attention_bench s2400=$B/sleep/attention_bench > $R/ab.log 2>&1
 echo "ab done at $((SECONDS - t0)) s"; tail -4 $R/ab.log
 for ns in 0 1200 2400; do
-  mkdir -p $R/tl_$ns
-  TRIMIX_CUDA_PAIR_SLEEP_NS=$ns TRIMIX_TIMELINE_DIR=$R/tl_$ns timeout 60 $B/sleep/attention_bench --seq 16384 \
-    --masks triangle --dtypes bf16 --warmup-ms 300 --rep-ms 300 > $R/tl_$ns.log 2>&1
-  python3 bench/pair_timeline_summary.py $R/tl_$ns/bf16_triangle_16384.bin > $R/tl_$ns.txt 2>&1
-  echo "timeline $ns"; grep -E "^==|SM clock|^   item |o_stores_issued" $R/tl_$ns.txt | sed -n '1,2p;11,12p'
-  rm -rf $R/tl_$ns
+  TRIMIX_CUDA_PAIR_SLEEP_NS=$ns pair_timeline $ns $B/sleep/attention_bench triangle --warmup-ms 300 --rep-ms 300
+  grep -E "^==|SM clock|^   item |o_stores_issued" $R/tl_$ns.txt | sed -n '1,2p;11,12p'
 done
 tar czf $OUT/s37c.tar.gz -C $R .

@@ -8,13 +8,10 @@ set -uo pipefail
 device_setup .gpu/s37b.tar.gz d
 for pass in 1 2; do
   for b in none noboundary nolone noboundary+nolone; do
-    mkdir -p $R/tl
-    TRIMIX_CUDA_PAIR_BOUND=$b TRIMIX_TIMELINE_DIR=$R/tl timeout 60 $B/sleep/attention_bench --seq 16384 \
-      --masks triangle --dtypes bf16 --warmup-ms 300 --rep-ms 500 --csv $R/t_${b}_$pass.csv > $R/tl_${b}_$pass.log 2>&1
-    python3 bench/pair_timeline_summary.py $R/tl/bf16_triangle_16384.bin > $R/tl_${b}_$pass.txt 2>&1
+    TRIMIX_CUDA_PAIR_BOUND=$b pair_timeline ${b}_$pass $B/sleep/attention_bench triangle --warmup-ms 300 --rep-ms 500 \
+      --csv $R/t_${b}_$pass.csv
     echo "== $b pass $pass: $(python3 -c "import csv,sys; r=list(csv.DictReader(open('$R/t_${b}_$pass.csv'))); print(r[-1]['time_ms'], 'ms')")"
     grep -E "span|SM clock" $R/tl_${b}_$pass.txt | head -2
-    rm -rf $R/tl
   done
 done
 tar czf $OUT/s37d.tar.gz -C $R .

@@ -7,10 +7,8 @@ set -uo pipefail
 device_setup .gpu/s37e.tar.gz e
 for pass in 1 2; do
   for b in none nofirstmask nofirstsoftmax noostores noboundary; do
-    mkdir -p $R/tl
-    TRIMIX_CUDA_PAIR_BOUND=$b TRIMIX_TIMELINE_DIR=$R/tl timeout 60 $B/bounds/attention_bench --seq 16384 \
-      --masks triangle --dtypes bf16 --warmup-ms 300 --rep-ms 500 --csv $R/t_${b}_$pass.csv > $R/tl_${b}_$pass.log 2>&1
-    python3 bench/pair_timeline_summary.py $R/tl/bf16_triangle_16384.bin > $R/tl_${b}_$pass.txt 2>&1
+    TRIMIX_CUDA_PAIR_BOUND=$b pair_timeline ${b}_$pass $B/bounds/attention_bench triangle --warmup-ms 300 --rep-ms 500 \
+      --csv $R/t_${b}_$pass.csv
     echo "== $b pass $pass: $(python3 -c "import csv; r=list(csv.DictReader(open('$R/t_${b}_$pass.csv'))); print(r[-1]['time_ms'], 'ms')")"
     grep -E "span|SM clock" $R/tl_${b}_$pass.txt | head -2
     python3 - $R/tl_${b}_$pass.txt <<'PY'
@@ -21,7 +19,6 @@ for l in open(sys.argv[1]):
     w = l.split()
     if cat == 'short5' and w and w[0] in ('item', 'first_stage', 'loop', 'take_q', 'o_stores_issued'): print('  ', l.strip())
 PY
-    rm -rf $R/tl
   done
 done
 tar czf $OUT/s37e.tar.gz -C $R .

@@ -11,11 +11,7 @@ timeout 330 bash bench/ab_gpu.sh --out $R/ab --rounds ${ROUNDS:-5} --seq 16384,6
   --agree 4000 main=$B/main/attention_bench new=$B/new/attention_bench > $R/ab.log 2>&1
 echo "ab rc=$? at $((SECONDS - t0)) s"; tail -8 $R/ab.log
 for v in maintl newtl; do
-  mkdir -p $R/tl_$v
-  TRIMIX_TIMELINE_DIR=$R/tl_$v timeout 60 $B/$v/attention_bench --seq 16384 --masks triangle,causal --dtypes bf16 \
-    --warmup-ms 300 --rep-ms 300 > $R/tl_$v.log 2>&1
-  python3 bench/pair_timeline_summary.py $R/tl_$v/bf16_triangle_16384.bin $R/tl_$v/bf16_causal_16384.bin > $R/tl_$v.txt 2>&1
-  echo "timeline $v"; grep -E "^==|SM clock" $R/tl_$v.txt | head -2
-  rm -rf $R/tl_$v
+  pair_timeline $v $B/$v/attention_bench triangle,causal --warmup-ms 300 --rep-ms 300
+  grep -E "^==|SM clock" $R/tl_$v.txt | head -2
 done
 tar czf $OUT/s37h.tar.gz -C $R .

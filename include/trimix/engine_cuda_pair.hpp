@@ -130,7 +130,7 @@ enum PairBound : int {
   bound_little_kv = 4,    ///< one 8 KB box a stage (instead of 64 KB, 32 KB for a lone tile): latency, few bytes
   bound_no_mask = 8,      ///< every tile marked whole: no mask code in the consumers
   bound_filled_kv = 16,   ///< each ring stage copied on its first use only: real operands, no bytes after
-  bound_no_boundary = 32, ///< consumers: no mask bits or softmax in an item's first stage, no o stores
+  bound_no_boundary = 32, ///< consumers: no mask bits or softmax in an item's first stage, no o stores (the three below)
   bound_no_lone = 64,     ///< an odd tile count's lone tile left out: whole stages only (fewer computed pairs)
   bound_no_first_mask = 128,     ///< noboundary's parts alone: no mask bits (nor masking) in an item's first stage,
   bound_no_first_softmax = 256,  ///< no softmax there (alpha 1, P from the raw scores),
