@@ -4,11 +4,13 @@
 # P V alone) against head's kernels, 5 alternating rounds with outputs compared, then both clock64
 # timelines at 16K. Predicted: a band item -300 to -600 cycles, triangle / streaming -1.5 to -3%;
 # causal noise.
-#   bash bench/experiments/run_s38.sh      (carry .gpu/s38.tar.gz: main/, new/, maintl/, newtl/, lib/,
-#   built by build_var-style Release builds of attention_bench, see bench/NOTES.md)
+# Call 3 ran the same script on s38-s2lone (the second S after a lone first tile only) with
+# PACK=.gpu/s38c.tar.gz.
+#   bash bench/experiments/run_s38.sh      (carry .gpu/s38.tar.gz, or PACK=...: main/, new/, maintl/,
+#   newtl/, lib/; Release builds of attention_bench as bench/NOTES.md's "Tools" says)
 set -uo pipefail
 . bench/experiments/device_common.sh
-device_setup .gpu/s38.tar.gz a
+device_setup ${PACK:-.gpu/s38.tar.gz} a
 timeout 330 bash bench/ab_gpu.sh --out $R/ab --rounds ${ROUNDS:-5} --seq 16384,65536 --masks triangle,streaming,causal \
   --agree 4000 main=$B/main/attention_bench new=$B/new/attention_bench > $R/ab.log 2>&1
 echo "ab rc=$? at $((SECONDS - t0)) s"; tail -8 $R/ab.log
