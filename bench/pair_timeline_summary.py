@@ -7,7 +7,7 @@ DIR/<dtype>_<mask>_<seq>.bin.
 
     python3 bench/pair_timeline_summary.py DIR/bf16_triangle_16384.bin [...]
 
-Records: int64 [cta 160][item 320][role 3][word 16], the CTA's items in the order it ran them; the
+Records: int64 [cta 160][item 320][role 3][word 24], the CTA's items in the order it ran them; the
 words are listed at PairTimeline in include/trimix/engine_cuda_pair.hpp. clock64 counts SM cycles;
 stamps compare within a CTA only, except the global timer's (ns), which also give each CTA's SM
 clock (its span in cycles over its span in ns). Classes: shortN (an item of N <= 6 stages, not split: a
@@ -17,7 +17,7 @@ import array
 import statistics
 import sys
 
-CTAS, ITEMS, WORDS = 160, 320, 16
+CTAS, ITEMS, WORDS = 160, 320, 24
 
 
 def pct(values, q):
@@ -58,7 +58,8 @@ def summarise(path):
                 rows.append(dict(
                     cls=cls, item=(nxt - w[0]) if nxt else None, head=w[1] - w[0], first_stage=w[2] - w[1],
                     loop=w[3] - w[2], loop_per_stage=(w[3] - w[2]) / max(steps - 1, 1), loop_stage_wait=w[7],
-                    loop_turn_wait=w[8], loop_s_wait=w[9], loop_pv_wait=w[10], last_pv_issue=w[11] - w[3],
+                    loop_turn_wait=w[8], loop_s_wait=w[9], loop_pv_wait=w[10], loop_mask=w[16], loop_issue=w[17],
+                    loop_softmax=w[18], loop_rescale=w[19], loop_pack=w[20], last_pv_issue=w[11] - w[3],
                     take_q=w[12] - w[11], last_pv_wait=w[4] - w[12], o_stores_issued=w[5] - w[4],
                     to_next_item=(nxt - w[5]) if nxt else None, producer_q_wait=p[1] - p[0],
                     producer_empty_wait=p[4], first_issue_before_item=w[0] - p[2]))

@@ -37,9 +37,11 @@ namespace trimix::impl::cuda_engine {
 /// loop done, 11 last P V issued and rows finished, 12 next Q taken, 4 last P V done, 5 o stores
 /// issued, 6 stages, 7-10 the loop's cycles waiting for a stage, the turn, S and P V, 13 split slot,
 /// 14 and 15 the global timer (ns, comparable across SMs) at words 0 and 5: cycles over nanoseconds
-/// give the SM clock the item ran at.
+/// give the SM clock the item ran at; 16-20 the loop's off-turn chain besides those waits: its
+/// cycles computing mask bits, issuing S and P V (the turn held), masking + softmax, rescaling,
+/// and releasing + packing P (each step's clock64 reads included).
 struct PairTimeline {
-  static constexpr int ctas = 160, items = 320, words = 16;
+  static constexpr int ctas = 160, items = 320, words = 24;
 #ifdef TRIMIX_CUDA_PAIR_TIMELINE
   static __device__ long long now() { return clock64(); }
   static __device__ long long now_ns() {
@@ -479,6 +481,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
     }
     // PairTimeline: the step loop's cycles waiting for a stage, the turn, S and P V
     long long stage_wait = 0, turn_wait = 0, s_wait = 0, pv_wait = 0;
+    // PairTimeline: the rest of the step (words 16-20)
+    long long mask_time = 0, issue_time = 0, softmax_time = 0, rescale_time = 0, pack_time = 0;
     const WorkItem item = ws_handoff_item(hand);
     const int step_count = hand[6];
     const index_t first_q_head = first_q_head_of(item);
@@ -640,10 +644,13 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         long long t = PairTimeline::now();
         next_stage(stage, entry);
         stage_wait += PairTimeline::now() - t;
+        t = PairTimeline::now();
         masked = mask_bits(seen_bits, entry);
+        mask_time += PairTimeline::now() - t;
         t = PairTimeline::now();
         wait_turn();
         turn_wait += PairTimeline::now() - t;
+        const long long issued_from = PairTimeline::now();
         issue_scores(s, stage);
         // P V of the stage before, the turn passed on, then the wait for S, in each arm of the
         // branch: so ptxas sees the same pending group (P V) where they join. With one wait below
@@ -653,6 +660,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           issue_pv(a, prev_stage, key_steps);
           pass_turn();
           t = PairTimeline::now();
+          issue_time += t - issued_from;
           asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
         };
         if (lone_before)
@@ -662,7 +670,9 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         lone_before = false;
         s_wait += PairTimeline::now() - t;
         wgmma::fence_operands(s);
+        t = PairTimeline::now();
         softmax(s, seen_bits, entry, masked, alpha);
+        softmax_time += PairTimeline::now() - t;
         // The P V wait in both arms of the rescale's branch: ptxas hoists a lone wait above the
         // softmax (SASS), so that the softmax never ran under P V.
         t = PairTimeline::now();
@@ -670,15 +680,19 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           wgmma::wait_all();
           wgmma::fence_operands(acc);
           pv_wait += PairTimeline::now() - t;
+          t = PairTimeline::now();
           scale_accumulators(acc, alpha);
+          rescale_time += PairTimeline::now() - t;
         } else {
           wgmma::wait_all();
           wgmma::fence_operands(acc);
           pv_wait += PairTimeline::now() - t;
         }
+        t = PairTimeline::now();
         release(prev_stage);
         pack_p(s, a);
         prev_stage = stage;
+        pack_time += PairTimeline::now() - t;
       }
       if (stamps) PairTimeline::stamp(1 + c, k, 3, PairTimeline::now());
       wait_turn();
@@ -740,6 +754,11 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
       PairTimeline::stamp(1 + c, k, 9, s_wait);
       PairTimeline::stamp(1 + c, k, 10, pv_wait);
       PairTimeline::stamp(1 + c, k, 13, item.split_slot);
+      PairTimeline::stamp(1 + c, k, 16, mask_time);
+      PairTimeline::stamp(1 + c, k, 17, issue_time);
+      PairTimeline::stamp(1 + c, k, 18, softmax_time);
+      PairTimeline::stamp(1 + c, k, 19, rescale_time);
+      PairTimeline::stamp(1 + c, k, 20, pack_time);
     }
   }
   if (lane == 0 && o_in_flight) bulk_wait();  // before the CTA's shared memory goes
