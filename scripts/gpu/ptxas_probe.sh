@@ -14,6 +14,9 @@
 # one cause found so far (bench/NOTES.md, twenty-seventh session): a wgmma whose accumulators are
 # half of another wgmma's, the pair kernel's lone first tile's m64n64 S in the first half of S's
 # m64n128 registers; freeing registers elsewhere only moved the serialization between masks.
+# Thirty-eighth session: C7515 where a wgmma group is pending across a branch's join or a loop's
+# head, or where one arm of a branch issues wgmmas and the other none; C7511 (too few registers
+# for the wgmma pipeline) for a softmax that interleaves its max and its exponentials.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kokkos="" source="$root"
