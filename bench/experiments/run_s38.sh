@@ -7,7 +7,7 @@
 # Call 3 ran the same script on s38-s2lone (the second S after a lone first tile only) with
 # PACK=.gpu/s38c.tar.gz.
 #   bash bench/experiments/run_s38.sh      (carry .gpu/s38.tar.gz, or PACK=...: main/, new/, maintl/,
-#   newtl/, lib/; Release builds of attention_bench as bench/NOTES.md's "Tools" says)
+#   newtl/, lib/; attention_bench builds by scripts/gpu/build_variant.sh)
 set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup ${PACK:-.gpu/s38.tar.gz} a
