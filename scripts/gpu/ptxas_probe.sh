@@ -11,12 +11,12 @@
 # tree whose include/ is probed (default: this one), e.g. a snapshot of a variant.
 #
 # ptxas's verdict depends on one kernel's code alone (not on the other kernels of the unit). The
-# one cause found so far (bench/NOTES.md, twenty-seventh session): a wgmma whose accumulators are
+# first cause found (bench/NOTES.md, twenty-seventh session): a wgmma whose accumulators are
 # half of another wgmma's, the pair kernel's lone first tile's m64n64 S in the first half of S's
 # m64n128 registers; freeing registers elsewhere only moved the serialization between masks.
 # Thirty-eighth session: C7515 where a wgmma group is pending across a branch's join or a loop's
-# head, or where one arm of a branch issues wgmmas and the other none; C7511 (too few registers
-# for the wgmma pipeline) for a softmax that interleaves its max and its exponentials.
+# head, or where one arm of a branch issues an S and the other nothing before they join; C7511 (too
+# few registers for the wgmma pipeline) for a softmax that interleaves its max and its exponentials.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kokkos="" source="$root"
