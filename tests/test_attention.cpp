@@ -289,12 +289,12 @@ TEMPLATE_TEST_CASE("NaN in Q or K reaches exactly the rows that see it", "[atten
 }
 
 /// Inputs whose scores follow a planned course along the keys (in base-2 units of the default
-/// scale, plus unit-normal noise): a slow climb of `step` per 64 keys, one jump of 40 at key 384,
-/// then a fall. Dimension 0 carries the course (q: a constant, k: the ramp), the rest is noise.
+/// scale, plus unit-normal noise): a slow climb of `step` per 64 keys, one jump of `jump` at key
+/// 384, then a fall. Dimension 0 carries the course (q: a constant, k: the ramp), the rest is noise.
 /// The 64 query rows are the last ones (bottom-right aligned): every row sees climb, jump and
 /// fall (items of up to 9 kv-tiles), at a size the sanitizer builds run in seconds.
 template <class T>
-Inputs<T> score_course(std::mt19937_64& rng, index_t head_dim, double step) {
+Inputs<T> score_course(std::mt19937_64& rng, index_t head_dim, double step, double jump = 40.0) {
   const Shape s{1, 4, 1, 64, 520, head_dim};
   auto in = random_inputs<T>(s, rng, Layout::bhsd);
   const double a = 4.0, scale_log2 = 1.4426950408889634 / std::sqrt(double(head_dim));
@@ -303,7 +303,7 @@ Inputs<T> score_course(std::mt19937_64& rng, index_t head_dim, double step) {
   for (index_t h = 0; h < s.kv_heads; ++h)
     for (index_t j = 0; j < s.seq_k; ++j) {
       const double tile = double(j / 64);
-      const double course = j < 384 ? step * tile : j < 448 ? 40.0 + step * tile : 30.0 - 2.0 * tile;
+      const double course = j < 384 ? step * tile : j < 448 ? jump + step * tile : jump - 10.0 - 2.0 * tile;
       in.k(0, h, j, 0) = trimix::element_traits<T>::from_double(course / (a * scale_log2));
     }
   return in;
@@ -325,6 +325,15 @@ TEMPLATE_TEST_CASE("the running max: scores that climb slowly, jump and fall; sc
       AttentionOptions split;
       split.max_tiles_per_item = 3;
       if (step == 3.0) check_against_reference(in, trimix::Triangle{8, 200, 16}, split, tol, tol);
+    }
+    // Jumps past the running max by ~120 and ~150 in base-2 units (2^150 overflows fp32): a softmax
+    // that takes the exponentials against the old running max before it knows the new one must
+    // rescale the first and must not overflow on the second (the speculative form measured in
+    // bench/experiments/speculative_softmax_s39.patch clamps at 126 and computes S again).
+    for (double jump : {120.0, 150.0}) {
+      const auto in = score_course<TestType>(rng, dim, 3.0, jump);
+      check_against_reference(in, trimix::Causal{}, {}, tol, tol);
+      check_against_reference(in, trimix::Streaming{8, 200}, {}, tol, tol);
     }
     // A negative scale turns the course upside down; a zero scale makes every visible key equal.
     const auto in = score_course<TestType>(rng, dim, 3.0);
