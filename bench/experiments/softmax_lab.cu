@@ -3,6 +3,8 @@
 // pair kernel holds Q (32), P (32) and the accumulators (64) beside S. One warp per SM
 // sub-partition (128 threads, one CTA), as a consumer's softmax runs while the other consumer's
 // warp on the same sub-partition issues its wgmmas. A lab for the softmax's form, not a test.
+// Form 0 is a copy of ws_online_softmax (include/trimix/engine_cuda_ws.hpp at 1fd5587), not an
+// include, so that the lab builds with nvcc alone (no Kokkos) on the device machine.
 //   nvcc -arch=sm_90a -O3 -std=c++17 -Xptxas -v [-DLAB_REGS=232] softmax_lab.cu -o softmax_lab && ./softmax_lab
 #include <cstdio>
 #include <cstdlib>
