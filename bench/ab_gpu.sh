@@ -6,6 +6,7 @@
 #
 #   bench/ab_gpu.sh --out DIR [--rounds 2] [--seq 16384,65536] [--masks causal,triangle,streaming]
 #                   [--dtype bf16] [--timeout 150] [--agree 16384 [--io IODIR]] [--env LABEL:VAR=VALUE]...
+#                   [--no-serialized]
 #                   LABEL=BENCH [LABEL=BENCH ...]
 #
 # BENCH: an attention_bench binary; LABEL names it in the CSVs (TRIMIX_DEVICE=<gpu>-LABEL) and the
@@ -13,14 +14,15 @@
 # (e.g. --env nopp:TRIMIX_CUDA_PING_PONG=0 main=b/attention_bench nopp=b/attention_bench).
 # Timing is sustained, as compare_gpu.py times the peers (--warmup-ms 100 --rep-ms 500). Writes
 # DIR/ab_<label>_<round>.{csv,log}, DIR/agree.txt, DIR/summary.txt and, where cuobjdump is found,
-# DIR/serialized.txt (scripts/gpu/wgmma_serialized.py on every BENCH); the inputs and outputs of
-# --agree (tens of MB each) go to IODIR/{in,<label>/o_<mask>.bin}, a temporary directory unless
+# DIR/serialized.txt (scripts/gpu/wgmma_serialized.py on every BENCH: a minute or more for four on
+# the GPU machine, run_s40b.sh; --no-serialized leaves it out where the builds were checked here);
+# the inputs and outputs of --agree (tens of MB each) go to IODIR/{in,<label>/o_<mask>.bin}, a temporary directory unless
 # --io names one. Exit status 1 if a run failed or outputs held NaN. Needs nvidia-smi, and python3
 # with numpy for --agree (the GPU machine's PyTorch environment has both).
 set -euo pipefail
 out="" rounds=2 seq=16384,65536 masks=causal,triangle,streaming dtype=bf16 limit=150 agree="" io=""
 declare -A env_of=()
-labels=() bins=()
+labels=() bins=() check_serialized=1
 while [ $# -gt 0 ]; do
   case $1 in
     --out) out=$2; shift 2 ;;
@@ -31,8 +33,9 @@ while [ $# -gt 0 ]; do
     --timeout) limit=$2; shift 2 ;;
     --agree) agree=$2; shift 2 ;;
     --io) io=$2; shift 2 ;;
+    --no-serialized) check_serialized=0; shift ;;
     --env) env_of[${2%%:*}]="${env_of[${2%%:*}]:-} ${2#*:}"; shift 2 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *=*) labels+=("${1%%=*}"); bins+=("${1#*=}"); shift ;;
     *) echo "ab_gpu.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -43,7 +46,7 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 | awk '{prin
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader > "$out/device.txt"
 status=0
 # Builds whose wgmmas ptxas serialized time the serialization, not the change: say so up front.
-if command -v cuobjdump > /dev/null || [ -n "${CUOBJDUMP:-}" ]; then
+if [ "$check_serialized" = 1 ] && { command -v cuobjdump > /dev/null || [ -n "${CUOBJDUMP:-}" ]; }; then
   serialized=0
   "$(dirname "$0")/../scripts/gpu/wgmma_serialized.py" "${bins[@]}" > "$out/serialized.txt" || serialized=$?
   if [ "$serialized" = 3 ]; then
