@@ -645,13 +645,16 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         next_stage(stage, entry);
         stage_wait += PairTimeline::now() - t;
         t = PairTimeline::now();
-        masked = mask_bits(seen_bits, entry);
-        mask_time += PairTimeline::now() - t;
-        t = PairTimeline::now();
         wait_turn();
         turn_wait += PairTimeline::now() - t;
         const long long issued_from = PairTimeline::now();
         issue_scores(s, stage);
+        // The stage's mask bits after its S issue (they depend only on its entries), off the
+        // chain from the stage wait to the softmax. The turn grows by them, yet the time falls:
+        // causal -2.6 to -3.4%, triangle -1.0 to -1.2% (bench/NOTES.md, fortieth session).
+        t = PairTimeline::now();
+        masked = mask_bits(seen_bits, entry);
+        mask_time += PairTimeline::now() - t;
         // P V of the stage before, the turn passed on, then the wait for S, in each arm of the
         // branch: so ptxas sees the same pending group (P V) where they join. With one wait below
         // a branch around the second 4 k-steps it closed the groups with an empty wgmma and the S
