@@ -14,9 +14,9 @@
 # (e.g. --env nopp:TRIMIX_CUDA_PING_PONG=0 main=b/attention_bench nopp=b/attention_bench).
 # Timing is sustained, as compare_gpu.py times the peers (--warmup-ms 100 --rep-ms 500). Writes
 # DIR/ab_<label>_<round>.{csv,log}, DIR/agree.txt, DIR/summary.txt and, where cuobjdump is found,
-# DIR/serialized.txt (scripts/gpu/wgmma_serialized.py on every BENCH: a minute or more for four on
-# the GPU machine, run_s40b.sh; --no-serialized leaves it out where the builds were checked here);
-# the inputs and outputs of --agree (tens of MB each) go to IODIR/{in,<label>/o_<mask>.bin}, a temporary directory unless
+# DIR/serialized.txt (scripts/gpu/wgmma_serialized.py on each distinct BENCH: about a minute or
+# more for four on the GPU machine, run_s40b.sh; --no-serialized leaves it out where it ran on the
+# build machine); the inputs and outputs of --agree (tens of MB each) go to IODIR/{in,<label>/o_<mask>.bin}, a temporary directory unless
 # --io names one. Exit status 1 if a run failed or outputs held NaN. Needs nvidia-smi, and python3
 # with numpy for --agree (the GPU machine's PyTorch environment has both).
 set -euo pipefail
@@ -46,9 +46,13 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 | awk '{prin
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader > "$out/device.txt"
 status=0
 # Builds whose wgmmas ptxas serialized time the serialization, not the change: say so up front.
-if [ "$check_serialized" = 1 ] && { command -v cuobjdump > /dev/null || [ -n "${CUOBJDUMP:-}" ]; }; then
+if [ "$check_serialized" = 0 ]; then
+  echo "skipped (--no-serialized)" > "$out/serialized.txt"
+elif command -v cuobjdump > /dev/null || [ -n "${CUOBJDUMP:-}" ]; then
   serialized=0
-  "$(dirname "$0")/../scripts/gpu/wgmma_serialized.py" "${bins[@]}" > "$out/serialized.txt" || serialized=$?
+  # Each binary once (a label with --env may repeat one).
+  mapfile -t distinct < <(printf '%s\n' "${bins[@]}" | awk '!seen[$0]++')
+  "$(dirname "$0")/../scripts/gpu/wgmma_serialized.py" "${distinct[@]}" > "$out/serialized.txt" || serialized=$?
   if [ "$serialized" = 3 ]; then
     grep SERIALIZED "$out/serialized.txt" >&2
     echo "ab_gpu.sh: WARNING: ptxas serialized the kernels above; their times measure that, not the change" >&2

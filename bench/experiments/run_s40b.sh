@@ -4,7 +4,9 @@
 # timeout), then the same-call A/B of head, s40-mc and s40-mc with TRIMIX_CUDA_MULTICAST=0 (its
 # code, one CTA a cluster) and s39-bitsturn (a stage's mask bits between its S and P V issue; by
 # subtraction from s39-both and s39-spec, -2 to -3% on all three masks), outputs compared, 2
-# rounds; then the halfkv bound on s40-mc's bounds build (multicast off), if time is left.
+# rounds; then, if time is left, s40-mc's bounds build: multicast off (none), the halfkv bound
+# (multicast off) and multicast on (mcast). As run (bench/NOTES.md): the A/B hit its 300 s limit in
+# its second round and the `rm -rf $R/ab` below took the round CSVs with it (run_s40c.sh keeps them).
 # Predicted: triangle -2 to -4% (a band item's 4 whole stages come by multicast: L2 -> SM bytes of
 # K / V -45%; filledkv, all of them, was -8.5%), causal -1 to -3%; mc0 within 1% of head (the
 # producer's spills: STL 0 -> 10 in Causal's kernel).

@@ -37,9 +37,10 @@ namespace trimix::impl::cuda_engine {
 /// loop done, 11 last P V issued and rows finished, 12 next Q taken, 4 last P V done, 5 o stores
 /// issued, 6 stages, 7-10 the loop's cycles waiting for a stage, the turn, S and P V, 13 split slot,
 /// 14 and 15 the global timer (ns, comparable across SMs) at words 0 and 5: cycles over nanoseconds
-/// give the SM clock the item ran at; 16-20 the loop's off-turn chain besides those waits: its
-/// cycles computing mask bits, issuing S and P V (the turn held), masking + softmax, rescaling,
-/// and releasing + packing P (each step's clock64 reads included).
+/// give the SM clock the item ran at; 16-20 the rest of the loop besides those waits: its cycles
+/// computing mask bits (inside the turn since 85e095c), issuing S and P V (the turn held, the mask
+/// bits not counted), masking + softmax, rescaling, and releasing + packing P (each step's clock64
+/// reads included).
 struct PairTimeline {
   static constexpr int ctas = 160, items = 320, words = 24;
 #ifdef TRIMIX_CUDA_PAIR_TIMELINE
@@ -654,7 +655,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         // causal -2.6 to -3.4%, triangle -1.0 to -1.2% (bench/NOTES.md, fortieth session).
         t = PairTimeline::now();
         masked = mask_bits(seen_bits, entry);
-        mask_time += PairTimeline::now() - t;
+        const long long bits_time = PairTimeline::now() - t;  // inside the turn: not counted as issue
+        mask_time += bits_time;
         // P V of the stage before, the turn passed on, then the wait for S, in each arm of the
         // branch: so ptxas sees the same pending group (P V) where they join. With one wait below
         // a branch around the second 4 k-steps it closed the groups with an empty wgmma and the S
@@ -663,7 +665,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
           issue_pv(a, prev_stage, key_steps);
           pass_turn();
           t = PairTimeline::now();
-          issue_time += t - issued_from;
+          issue_time += t - issued_from - bits_time;
           asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
         };
         if (lone_before)
