@@ -7,6 +7,9 @@
 #   cuda_checks DIR SPEC [SANITIZER_TIMEOUT]   DIR/trimix_tests_cuda (the whole CUDA suite), then
 #       compute-sanitizer memcheck and racecheck on the Catch2 test spec SPEC (90 s each unless
 #       given), then DIR/trianglemix_demo; logs in R, one summary line each on stdout.
+#   pair_checks DIR   the pair-kernel tests alone of DIR/trimix_tests_cuda (band items, many items in
+#       a row on one and three CTAs, the running max), memcheck on the band items, DIR/trianglemix_demo:
+#       ~60 s, for a kernel change whose whole suite ran before in another build.
 #   pair_timeline NAME BIN MASKS [ARG...]   BIN's clock64 timeline (a TRIMIX_CUDA_PAIR_TIMELINE
 #       build) of one call at 16K, bf16, MASKS (comma list), after its timed ones (ARGs: its other
 #       options, e.g. --warmup-ms 100 --rep-ms 300); log in R/tl_NAME.log, bench/pair_timeline_summary.py's
@@ -32,6 +35,15 @@ cuda_checks() {
     echo "$tool rc=$? at $((SECONDS - t0)) s"; tail -1 "$R/$tool.log"
   done
   timeout 30 "$dir/trianglemix_demo" > "$R/demo.log" 2>&1; echo "demo rc=$?"; grep -E " ok| FAIL" "$R/demo.log"
+}
+
+pair_checks() {
+  local dir=$1
+  timeout 25 "$dir/trimix_tests_cuda" "tile-engine band items with the sink keys in another tile*,tile-engine: consumers that run many items in a row*,the running max*" > "$R/tests.log" 2>&1
+  echo "tests rc=$? at $((SECONDS - t0)) s"; tail -3 "$R/tests.log"
+  timeout 30 compute-sanitizer --tool memcheck --error-exitcode 3 "$dir/trimix_tests_cuda" "tile-engine band items with the sink keys in another tile*" > "$R/memcheck.log" 2>&1
+  echo "memcheck rc=$? at $((SECONDS - t0)) s"; tail -1 "$R/memcheck.log"
+  timeout 10 "$dir/trianglemix_demo" > "$R/demo.log" 2>&1; echo "demo rc=$?"; grep -E " ok| FAIL" "$R/demo.log"
 }
 
 pair_timeline() {

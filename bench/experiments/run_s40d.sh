@@ -9,10 +9,6 @@
 set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup .gpu/s40d.tar.gz d
-timeout 25 $B/tests/trimix_tests_cuda "tile-engine band items with the sink keys in another tile*,tile-engine: consumers that run many items in a row*,the running max*" > $R/tests.log 2>&1
-echo "tests rc=$? at $((SECONDS - t0)) s"; tail -3 $R/tests.log
-timeout 30 compute-sanitizer --tool memcheck --error-exitcode 3 $B/tests/trimix_tests_cuda "tile-engine band items with the sink keys in another tile*" > $R/memcheck.log 2>&1
-echo "memcheck rc=$? at $((SECONDS - t0)) s"; tail -1 $R/memcheck.log
-timeout 10 $B/tests/trianglemix_demo > $R/demo.log 2>&1; echo "demo rc=$?"; grep -E " ok| FAIL" $R/demo.log
+pair_checks $B/tests
 tar czf $OUT/s40d_results.tar.gz -C $R . && rm -rf $R
 echo "all at $((SECONDS - t0)) s"

@@ -18,11 +18,7 @@
 set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup .gpu/s41.tar.gz s41
-timeout 25 $B/tests/trimix_tests_cuda "tile-engine band items with the sink keys in another tile*,tile-engine: consumers that run many items in a row*,the running max*" > $R/tests.log 2>&1
-echo "tests rc=$? at $((SECONDS - t0)) s"; tail -3 $R/tests.log
-timeout 30 compute-sanitizer --tool memcheck --error-exitcode 3 $B/tests/trimix_tests_cuda "tile-engine band items with the sink keys in another tile*" > $R/memcheck.log 2>&1
-echo "memcheck rc=$? at $((SECONDS - t0)) s"; tail -1 $R/memcheck.log
-timeout 10 $B/tests/trianglemix_demo > $R/demo.log 2>&1; echo "demo rc=$?"; grep -E " ok| FAIL" $R/demo.log
+pair_checks $B/tests
 stamp() { python3 -c 'import sys, time
 for line in sys.stdin: print(f"{time.monotonic():.3f} {line}", end="", flush=True)'; }
 TRIMIX_COMMIT=${COMMIT:-85e095c} python3 bench/nvml_power.py --every-ms 20 --csv $R/power.csv -- \
