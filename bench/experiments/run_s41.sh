@@ -3,16 +3,16 @@
 # build (85e095c's kernels: pair-kernel tests, memcheck on the band items, the demo); (2) head
 # against every peer at 16K-64K in one call (compare_gpu.py under nvml_power.py, as run_s37.sh);
 # (3) streaming, which run_s40c.sh did not time: head against 6cdc01c's kernels (old), 2 rounds;
-# (4) the multicast's cost split, triangle only, one round, all against s40-mc's bounds build with
-# multicast off (mc0; s40-mc is based on 6cdc01c, without 85e095c): the halfkv bound (each CTA
-# copies half of every stage, multicast off: what any multicast could save in L2 -> SM bytes),
-# multicast on (mcast), and head.
+# (4) the multicast's cost split, triangle only, one round, all against the bounds build of s41-mc
+# (s40-mc's two commits on 1db77fe, 85e095c's kernels) with multicast off (mc0): the halfkv bound
+# (each CTA copies half of every stage, multicast off: what any multicast could save in L2 -> SM
+# bytes), multicast on (mcast), and head.
 # Predicted: (2) triangle / Flex ~0.36x at 16K-64K (0.367-0.373 at 47bea6b, x 0.988-0.990);
 # (3) head / old 0.99-1.01 (s39-both's streaming was 1.013 with the speculative softmax beside);
-# (4) halfkv / mc0 0.96-0.98, mcast / mc0 ~1.08-1.10 (run_s40c.sh), head / mc0 ~0.98-1.00.
+# (4) halfkv / mc0 0.96-0.98, mcast / mc0 ~1.08-1.10 (run_s40c.sh), head / mc0 0.99-1.01.
 #   bash bench/experiments/run_s41.sh    (carry .gpu/s41.tar.gz: head/ attention_bench of main at
 #   85e095c or later, old/ attention_bench of 6cdc01c, tests/ as in run_s40d.sh, mcb/
-#   attention_bench of s40-mc built with -DCMAKE_CXX_FLAGS=-DTRIMIX_CUDA_PAIR_BOUNDS, lib/; all by
+#   attention_bench of s41-mc built with -DCMAKE_CXX_FLAGS=-DTRIMIX_CUDA_PAIR_BOUNDS, lib/; all by
 #   scripts/gpu/build_variant.sh; every binary checked with scripts/gpu/wgmma_serialized.py on the
 #   build machine, hence --no-serialized)
 set -uo pipefail
