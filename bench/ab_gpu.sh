@@ -14,11 +14,12 @@
 # (e.g. --env nopp:TRIMIX_CUDA_PING_PONG=0 main=b/attention_bench nopp=b/attention_bench).
 # Timing is sustained, as compare_gpu.py times the peers (--warmup-ms 100 --rep-ms 500). Writes
 # DIR/ab_<label>_<round>.{csv,log}, DIR/agree.txt, DIR/summary.txt and, where cuobjdump is found,
-# DIR/serialized.txt (scripts/gpu/wgmma_serialized.py on each distinct BENCH: about a minute or
-# more for four on the GPU machine, run_s40b.sh; --no-serialized leaves it out where it ran on the
-# build machine); the inputs and outputs of --agree (tens of MB each) go to IODIR/{in,<label>/o_<mask>.bin}, a temporary directory unless
-# --io names one. Exit status 1 if a run failed or outputs held NaN. Needs nvidia-smi, and python3
-# with numpy for --agree (the GPU machine's PyTorch environment has both).
+# DIR/serialized.txt (scripts/gpu/wgmma_serialized.py on each distinct BENCH; in run_s40b.sh this
+# check of four binaries and --agree took ~135 s before the first round; --no-serialized leaves it
+# out where it ran on the build machine); the inputs and outputs of --agree (tens of MB each) go to
+# IODIR/{in,<label>/o_<mask>.bin}, a temporary directory unless --io names one. Exit status 1 if
+# a run failed or outputs held NaN. Needs nvidia-smi, and python3 with numpy for --agree (the GPU
+# machine's PyTorch environment has both).
 set -euo pipefail
 out="" rounds=2 seq=16384,65536 masks=causal,triangle,streaming dtype=bf16 limit=150 agree="" io=""
 declare -A env_of=()
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --io) io=$2; shift 2 ;;
     --no-serialized) check_serialized=0; shift ;;
     --env) env_of[${2%%:*}]="${env_of[${2%%:*}]:-} ${2#*:}"; shift 2 ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *=*) labels+=("${1%%=*}"); bins+=("${1#*=}"); shift ;;
     *) echo "ab_gpu.sh: unknown argument $1" >&2; exit 2 ;;
   esac
