@@ -20,7 +20,8 @@
 #   tests/ trimix_tests_cuda + trianglemix_demo of s42-mcs at 593f766, lib/; all by
 #   scripts/gpu/build_variant.sh in fresh build dirs, wgmma_serialized.py checked on the build
 #   machine; if the checkout is new, apply experiments/kv_multicast_lockstep_s41.patch on 85e095c
-#   for s42-mcr, then experiments/kv_multicast_oneway_s41.patch for s42-mcs)
+#   for s42-mcr, then experiments/kv_multicast_oneway_s41.patch for s42-mcs; the patches hold the
+#   branches' tips, ad4a92b and ef0c9ec, whose change after the binaries' commits is a comment only)
 set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup .gpu/s42a.tar.gz s42a
