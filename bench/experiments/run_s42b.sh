@@ -16,7 +16,8 @@
 #   (85e095c's kernels), mcs/ attention_bench of s42-mcs, mcp/ attention_bench of s42-mcp, tests/
 #   trimix_tests_cuda + trianglemix_demo of s42-mcp (or s42-mcs: tests/commit.txt says which),
 #   lib/; all by scripts/gpu/build_variant.sh in fresh build dirs, wgmma_serialized.py checked on
-#   the build machine)
+#   the build machine; if the checkout is new: s42-mcs as in run_s42a.sh, then
+#   experiments/kv_multicast_pairword_s42.patch for s42-mcp)
 set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup .gpu/s42b.tar.gz s42b
