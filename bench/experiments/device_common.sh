@@ -10,6 +10,10 @@
 #   pair_checks DIR   the pair-kernel tests alone of DIR/trimix_tests_cuda (band items, many items in
 #       a row on one and three CTAs, the running max), memcheck on the band items, DIR/trianglemix_demo:
 #       ~60 s, for a kernel change whose whole suite ran before in another build.
+#   multicast_ab_checks NAME OFF SEQS LABEL=BIN...   a same-call A/B of the LABELs (2 rounds, triangle
+#       and causal at SEQS, streaming at 16K one round; label OFF runs with TRIMIX_CUDA_MULTICAST=0),
+#       back as OUT/NAME_ab.tar.gz, then B/tests' checks (cuda_checks on the band items and memcheck
+#       on the many-items tests), back as OUT/NAME_checks.tar.gz (run_s42a.sh, run_s42b.sh).
 #   pair_timeline NAME BIN MASKS [ARG...]   BIN's clock64 timeline (a TRIMIX_CUDA_PAIR_TIMELINE
 #       build) of one call at 16K, bf16, MASKS (comma list), after its timed ones (ARGs: its other
 #       options, e.g. --warmup-ms 100 --rep-ms 300); log in R/tl_NAME.log, bench/pair_timeline_summary.py's
@@ -44,6 +48,24 @@ pair_checks() {
   timeout 30 compute-sanitizer --tool memcheck --error-exitcode 3 "$dir/trimix_tests_cuda" "tile-engine band items with the sink keys in another tile*" > "$R/memcheck.log" 2>&1
   echo "memcheck rc=$? at $((SECONDS - t0)) s"; tail -1 "$R/memcheck.log"
   timeout 10 "$dir/trianglemix_demo" > "$R/demo.log" 2>&1; echo "demo rc=$?"; grep -E " ok| FAIL" "$R/demo.log"
+}
+
+multicast_ab_checks() {
+  local name=$1 off=$2 seqs=$3
+  shift 3
+  timeout 330 bash bench/ab_gpu.sh --out $R/ab --rounds 2 --timeout 60 --seq "$seqs" --masks triangle,causal \
+    --no-serialized --env "$off:TRIMIX_CUDA_MULTICAST=0" "$@" > $R/ab.log 2>&1
+  echo "ab rc=$? at $((SECONDS - t0)) s"; tail -6 $R/ab.log
+  timeout 80 bash bench/ab_gpu.sh --out $R/ab_streaming --rounds 1 --timeout 30 --seq 16384 --masks streaming \
+    --no-serialized --env "$off:TRIMIX_CUDA_MULTICAST=0" "$@" > $R/ab_streaming.log 2>&1
+  echo "ab streaming rc=$? at $((SECONDS - t0)) s"; tail -3 $R/ab_streaming.log
+  tar czf $OUT/${name}_ab.tar.gz -C $R . && rm -rf $R/*  # back even if the checks run out of time
+  cuda_checks $B/tests "tile-engine band items with the sink keys in another tile*" 60
+  timeout 45 compute-sanitizer --tool memcheck --error-exitcode 3 $B/tests/trimix_tests_cuda \
+    "tile-engine: consumers that run many items in a row*" > $R/memcheck_many.log 2>&1
+  echo "memcheck many rc=$? at $((SECONDS - t0)) s"; tail -1 $R/memcheck_many.log
+  tar czf $OUT/${name}_checks.tar.gz -C $R . && rm -rf $R
+  echo "all at $((SECONDS - t0)) s"
 }
 
 pair_timeline() {

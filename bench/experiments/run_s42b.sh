@@ -22,17 +22,5 @@ set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup .gpu/s42b.tar.gz s42b
 cat $B/tests/commit.txt 2>/dev/null
-labels="head=$B/head/attention_bench mcs=$B/mcs/attention_bench mcp=$B/mcp/attention_bench mcp0=$B/mcp/attention_bench"
-timeout 330 bash bench/ab_gpu.sh --out $R/ab --rounds 2 --timeout 60 --seq ${SEQS:-16384} --masks triangle,causal \
-  --no-serialized --env mcp0:TRIMIX_CUDA_MULTICAST=0 $labels > $R/ab.log 2>&1
-echo "ab rc=$? at $((SECONDS - t0)) s"; tail -6 $R/ab.log
-timeout 80 bash bench/ab_gpu.sh --out $R/ab_streaming --rounds 1 --timeout 30 --seq 16384 --masks streaming \
-  --no-serialized --env mcp0:TRIMIX_CUDA_MULTICAST=0 $labels > $R/ab_streaming.log 2>&1
-echo "ab streaming rc=$? at $((SECONDS - t0)) s"; tail -3 $R/ab_streaming.log
-tar czf $OUT/s42b_ab.tar.gz -C $R . && rm -rf $R/*  # back even if the checks run out of time
-cuda_checks $B/tests "tile-engine band items with the sink keys in another tile*" 60
-timeout 45 compute-sanitizer --tool memcheck --error-exitcode 3 $B/tests/trimix_tests_cuda \
-  "tile-engine: consumers that run many items in a row*" > $R/memcheck_many.log 2>&1
-echo "memcheck many rc=$? at $((SECONDS - t0)) s"; tail -1 $R/memcheck_many.log
-tar czf $OUT/s42b_checks.tar.gz -C $R . && rm -rf $R
-echo "all at $((SECONDS - t0)) s"
+multicast_ab_checks s42b mcp0 "${SEQS:-16384}" head=$B/head/attention_bench mcs=$B/mcs/attention_bench \
+  mcp=$B/mcp/attention_bench mcp0=$B/mcp/attention_bench
