@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# For the forty-third session's second call (~300 s), right after run_s42b.sh on the same warm
-# machine: one binary of .gpu/s42b.tar.gz against every peer at 16K-64K (compare_gpu.py under
+# For the forty-third session's second call (~300 s), right after run_s43a.sh on the same warm
+# machine: one binary of a pack against every peer at 16K-64K (compare_gpu.py under
 # nvml_power.py, as run_s41.sh), so that a landed form has its peer numbers from one call.
-#   WHICH=mcp|head (default mcp); MC=0 runs it with TRIMIX_CUDA_MULTICAST=0.
-#   bash bench/experiments/run_s43b.sh    (carry .gpu/s42b.tar.gz)
-# Predicted (mcp, multicast on): triangle / Flex 0.36-0.375 at 16K-64K (head 0.370-0.372 in the
+#   WHICH=mcf|mcp|head (default mcf); MC=0 runs it with TRIMIX_CUDA_MULTICAST=0; PACK (default .gpu/s43.tar.gz).
+#   bash bench/experiments/run_s43b.sh    (carry the pack)
+# Predicted (mcf, multicast on): triangle / Flex 0.36-0.375 at 16K-64K (head 0.370-0.372 in the
 # forty-first session), causal within 1% of head's 644-666 TFLOP/s or better.
 set -uo pipefail
 . bench/experiments/device_common.sh
-device_setup .gpu/s42b.tar.gz s43b
-which=${WHICH:-mcp}
+device_setup ${PACK:-.gpu/s43.tar.gz} s43b
+which=${WHICH:-mcf}
 [ "${MC:-1}" = 0 ] && export TRIMIX_CUDA_MULTICAST=0
 stamp() { python3 -c 'import sys, time
 for line in sys.stdin: print(f"{time.monotonic():.3f} {line}", end="", flush=True)'; }
