@@ -11,10 +11,13 @@
 #     whole-stage form (sass_diff.py against mcp: Triangle R2UR 61 -> 69, STL 8; Causal 56 -> 34,
 #     STL 1 -> 0; head 57 / 3, 33 / 0).
 #   mcf0 = mcf's binary with TRIMIX_CUDA_MULTICAST=0.
+#   mcg = branch s43-mcg at 633181f (where the pack has mcg/): mcf plus the fold tiles' other 56
+#     rows by multicast, each CTA copying only its 8 rows there (sink keys or the tile's own);
+#     sass_diff.py against mcf: Triangle R2UR 69 -> 94, STL 8 -> 13, Causal unchanged.
 # (1) Same-call A/B, 2 rounds, triangle and causal: head, mcp, mcf, mcf0; streaming at 16K, one round.
 # (2) mcf's checks (the whole CUDA suite with multicast on, memcheck and racecheck on the band items,
 # memcheck on the many-items tests, demo).
-# Predicted: mcf / head triangle 0.95-0.99 (7 of 9 tiles at half the L2 -> SM bytes; halfkv, all of
+# Predicted: mcg / mcf triangle 0.98-1.01; mcf / head triangle 0.95-0.99 (7 of 9 tiles at half the L2 -> SM bytes; halfkv, all of
 # them, was -7.5%), causal 0.97-0.99; mcf0 / head 1.00-1.02; mcf / mcp triangle 0.94-0.98.
 # Land mcf (multicast on where it gains) only with its checks clean and no mask slower than head.
 #   bash bench/experiments/run_s43a.sh    (carry .gpu/s43.tar.gz: head/ mcp/ mcf/ attention_bench,
@@ -25,5 +28,7 @@ set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup ${PACK:-.gpu/s43.tar.gz} s43
 cat $B/tests/commit.txt 2>/dev/null
+extra=()
+[ -x $B/mcg/attention_bench ] && extra=(mcg=$B/mcg/attention_bench)
 multicast_ab_checks s43 mcf0 "${SEQS:-16384}" head=$B/head/attention_bench mcp=$B/mcp/attention_bench \
-  mcf=$B/mcf/attention_bench mcf0=$B/mcf/attention_bench
+  mcf=$B/mcf/attention_bench mcf0=$B/mcf/attention_bench "${extra[@]}"
