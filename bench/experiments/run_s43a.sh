@@ -28,7 +28,8 @@ set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup ${PACK:-.gpu/s43.tar.gz} s43
 cat $B/tests/commit.txt 2>/dev/null
-extra=()
-[ -x $B/mcg/attention_bench ] && extra=(mcg=$B/mcg/attention_bench)
-multicast_ab_checks s43 mcf0 "${SEQS:-16384}" head=$B/head/attention_bench mcp=$B/mcp/attention_bench \
-  mcf=$B/mcf/attention_bench mcf0=$B/mcf/attention_bench "${extra[@]}"
+labels=(head=$B/head/attention_bench)
+[ "${MCP:-1}" = 0 ] || labels+=(mcp=$B/mcp/attention_bench)  # MCP=0: without mcp, for a short budget
+labels+=(mcf=$B/mcf/attention_bench mcf0=$B/mcf/attention_bench)
+[ -x $B/mcg/attention_bench ] && labels+=(mcg=$B/mcg/attention_bench)
+multicast_ab_checks s43 mcf0 "${SEQS:-16384}" "${labels[@]}"
