@@ -20,6 +20,8 @@
 # Predicted: mcg / mcf triangle 0.98-1.01; mcf / head triangle 0.95-0.99 (7 of 9 tiles at half the L2 -> SM bytes; halfkv, all of
 # them, was -7.5%), causal 0.97-0.99; mcf0 / head 1.00-1.02; mcf / mcp triangle 0.94-0.98.
 # Land mcf (multicast on where it gains) only with its checks clean and no mask slower than head.
+#   PACK=.gpu/s43g.tar.gz bash bench/experiments/run_s43a.sh: head / mcf / mcf0 / mcg and mcg's own
+#   checks (tests/ of s43-mcg at 633181f; no mcp/).
 #   bash bench/experiments/run_s43a.sh    (carry .gpu/s43.tar.gz: head/ mcp/ mcf/ attention_bench,
 #   tests/ trimix_tests_cuda + trianglemix_demo of s43-mcf, lib/; by scripts/gpu/build_variant.sh;
 #   wgmma_serialized.py checked on the build machine. A new checkout: s42-mcp as in run_s42b.sh, then
@@ -29,7 +31,7 @@ set -uo pipefail
 device_setup ${PACK:-.gpu/s43.tar.gz} s43
 cat $B/tests/commit.txt 2>/dev/null
 labels=(head=$B/head/attention_bench)
-[ "${MCP:-1}" = 0 ] || labels+=(mcp=$B/mcp/attention_bench)  # MCP=0: without mcp, for a short budget
+[ "${MCP:-1}" = 0 ] || [ ! -x $B/mcp/attention_bench ] || labels+=(mcp=$B/mcp/attention_bench)  # MCP=0: without mcp, for a short budget
 labels+=(mcf=$B/mcf/attention_bench mcf0=$B/mcf/attention_bench)
 [ -x $B/mcg/attention_bench ] && labels+=(mcg=$B/mcg/attention_bench)
 multicast_ab_checks s43 mcf0 "${SEQS:-16384}" "${labels[@]}"
