@@ -13,7 +13,8 @@
 #   multicast_ab_checks NAME OFF SEQS LABEL=BIN...   a same-call A/B of the LABELs (2 rounds, triangle
 #       and causal at SEQS, streaming at 16K one round; label OFF runs with TRIMIX_CUDA_MULTICAST=0),
 #       back as OUT/NAME_ab.tar.gz, then B/tests' checks (cuda_checks on the band items and memcheck
-#       on the many-items tests), back as OUT/NAME_checks.tar.gz (run_s42a.sh, run_s42b.sh).
+#       on the many-items tests), back as OUT/NAME_checks.tar.gz; the checks are skipped where B has
+#       no tests/ (run_s42a.sh, run_s42b.sh, run_s43a.sh).
 #   pair_timeline NAME BIN MASKS [ARG...]   BIN's clock64 timeline (a TRIMIX_CUDA_PAIR_TIMELINE
 #       build) of one call at 16K, bf16, MASKS (comma list), after its timed ones (ARGs: its other
 #       options, e.g. --warmup-ms 100 --rep-ms 300); log in R/tl_NAME.log, bench/pair_timeline_summary.py's

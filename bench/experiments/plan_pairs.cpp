@@ -1,6 +1,7 @@
 // Host tool (bench/NOTES.md, fortieth session): how many item pairs (2j, 2j + 1) of a pair-kernel plan
 // read the same K / V tiles, i.e. what a two-CTA multicast (bench/experiments/kv_multicast_s40.patch)
-// could share. Build against the OpenMP Kokkos of scripts/install-deps.sh:
+// could share, and of those how many also fold their sink keys into the same tile (the test of the
+// pair kernels up to s42-mcp; forty-third session: the triangle's band pairs fold apart). Build against the OpenMP Kokkos of scripts/install-deps.sh:
 //   K=~/.cache/trimix/kokkos-3.4.01-openmp; g++ -O2 -std=c++17 -fopenmp -Iinclude -I$K/include \
 //     bench/experiments/plan_pairs.cpp -L$K/lib -L$K/lib64 -lkokkoscore -ldl -o plan_pairs && ./plan_pairs
 #include <trimix/kernel.hpp>

@@ -14,12 +14,15 @@
 #   mcg = branch s43-mcg at 633181f (where the pack has mcg/): mcf plus the fold tiles' other 56
 #     rows by multicast, each CTA copying only its 8 rows there (sink keys or the tile's own);
 #     sass_diff.py against mcf: Triangle R2UR 69 -> 94, STL 8 -> 13, Causal unchanged.
-# (1) Same-call A/B, 2 rounds, triangle and causal: head, mcp, mcf, mcf0; streaming at 16K, one round.
-# (2) mcf's checks (the whole CUDA suite with multicast on, memcheck and racecheck on the band items,
-# memcheck on the many-items tests, demo).
-# Predicted: mcg / mcf triangle 0.98-1.01; mcf / head triangle 0.95-0.99 (7 of 9 tiles at half the L2 -> SM bytes; halfkv, all of
-# them, was -7.5%), causal 0.97-0.99; mcf0 / head 1.00-1.02; mcf / mcp triangle 0.94-0.98.
-# Land mcf (multicast on where it gains) only with its checks clean and no mask slower than head.
+# (1) Same-call A/B, 2 rounds, triangle and causal: head, mcp (unless MCP=0 or the pack has none),
+# mcf, mcf0, mcg (where the pack has it); streaming at 16K, one round. (2) The pack's tests/ checks
+# (the whole CUDA suite with multicast on, memcheck and racecheck on the band items, memcheck on
+# the many-items tests, demo); skipped where the pack has no tests/ (.gpu/s43n.tar.gz).
+# Times above are estimates from run_s42b.sh's plan, not yet measured.
+# Predicted: mcf / head triangle 0.95-0.99 (7 of 9 tiles at half the L2 -> SM bytes; halfkv, all
+# of them, was -7.5%), causal 0.97-0.99; mcf0 / head 1.00-1.02; mcf / mcp triangle 0.94-0.98;
+# mcg / mcf triangle 0.98-1.01. Land the faster of mcf / mcg (multicast on where it gains) only
+# with its own checks clean and no mask slower than head.
 #   PACK=.gpu/s43g.tar.gz bash bench/experiments/run_s43a.sh: head / mcf / mcf0 / mcg and mcg's own
 #   checks (tests/ of s43-mcg at 633181f; no mcp/).
 #   bash bench/experiments/run_s43a.sh    (carry .gpu/s43.tar.gz: head/ mcp/ mcf/ attention_bench,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# For the forty-third session's second call (~300 s), right after run_s43a.sh on the same warm
+# For the forty-third session's second call (~300 s, estimated), right after run_s43a.sh on the same warm
 # machine: one binary of a pack against every peer at 16K-64K (compare_gpu.py under
 # nvml_power.py, as run_s41.sh), so that a landed form has its peer numbers from one call.
-#   WHICH=mcf|mcp|head (default mcf); MC=0 runs it with TRIMIX_CUDA_MULTICAST=0; PACK (default .gpu/s43.tar.gz).
+#   WHICH=mcf|mcg|mcp|head (a folder of the pack; default mcf); MC=0 runs it with TRIMIX_CUDA_MULTICAST=0; PACK (default .gpu/s43.tar.gz).
 #   bash bench/experiments/run_s43b.sh    (carry the pack)
 # Predicted (mcf, multicast on): triangle / Flex 0.35-0.365 at 16K-64K (head 0.370-0.372 in the
 # forty-first session), causal within 1% of head's 644-666 TFLOP/s or better.
