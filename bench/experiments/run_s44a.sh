@@ -3,7 +3,10 @@
 # run_s43b.sh did in two. A machine start was refused 22 times in each of the last two sessions, so
 # everything runs in the one call that starts.
 #   (1) Same-call A/B at 16K, 2 rounds, triangle and causal; streaming one round. Labels: head, mcf,
-#       mcf0 (mcf's binary with TRIMIX_CUDA_MULTICAST=0), mcg (run_s43a.sh's header says what each is).
+#       mcf0 (mcf's binary with TRIMIX_CUDA_MULTICAST=0), mcg (run_s43a.sh's header says what each is;
+#       mcf/ here is branch s44-mcfw at 35c9bb9: s43-mcf with its pair test as plan.hpp functions that
+#       tests/test_plan.cpp checks on the CPU; sass_diff.py against b01be16: counts unchanged in every
+#       pair kernel, Causal's and the ws kernels' code identical, Triangle's take reordered).
 #   (2) The winner: mcf or mcg, whichever has the lower triangle time, provided it beats head on the
 #       triangle and is no slower than head on causal and streaming (x 1.005 for noise). If neither
 #       qualifies, the winner is head and the call stops after (1).
