@@ -24,6 +24,7 @@ set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup ${PACK:-.gpu/s44.tar.gz} s44
 secs=${SECS:-560}
+for d in $B/*/; do [ -f $d/commit.txt ] && echo "$(basename $d): $(cat $d/commit.txt)"; done
 labels=(head=$B/head/attention_bench mcf=$B/mcf/attention_bench mcf0=$B/mcf/attention_bench mcg=$B/mcg/attention_bench)
 timeout 240 bash bench/ab_gpu.sh --out $R/ab --rounds 2 --timeout 60 --seq 16384 --masks triangle,causal \
   --no-serialized --env "mcf0:TRIMIX_CUDA_MULTICAST=0" "${labels[@]}" > $R/ab.log 2>&1
