@@ -20,6 +20,9 @@
 #   s43-mcg 633181f), lib/; built by scripts/gpu/build_variant.sh, wgmma_serialized.py checked here)
 # Predicted as in run_s43a.sh: mcf / head triangle 0.95-0.99, causal 0.97-0.99, mcf0 / head
 # 1.00-1.02, mcg / mcf triangle 0.98-1.01; the winner against Flex's triangle 0.35-0.365.
+# Measured (H100, SECS=360, 76 s; bench/results/gpu_h100_s44_multicast_ab.txt): mcf / head triangle
+# 1.079, streaming 1.101, causal 0.997; mcg 1.069 / 1.099 / 0.992; mcf0 1.005 / 0.984 / 1.030.
+# Winner: head (no checks, no compare).
 set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup ${PACK:-.gpu/s44.tar.gz} s44
