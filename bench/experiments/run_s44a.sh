@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # For the forty-fourth session: one call (at most ~570 s) that does what run_s43a.sh and
-# run_s43b.sh did in two. A machine start was refused 22 times in each of the last two sessions, so
+# run_s43b.sh did in two. No machine started in the two sessions before (every start refused), so
 # everything runs in the one call that starts.
 #   (1) Same-call A/B at 16K, 2 rounds, triangle and causal; streaming one round. Labels: head, mcf,
 #       mcf0 (mcf's binary with TRIMIX_CUDA_MULTICAST=0), mcg (run_s43a.sh's header says what each is;
@@ -16,8 +16,8 @@
 #       16K-64K. The step's time limit is what is left of SECS (default 560 s), and it is skipped
 #       below 150 s.
 #   bash bench/experiments/run_s44a.sh   (carry .gpu/s44.tar.gz, 50 MB: head/ mcf/ mcg/ attention_bench,
-#   tests_mcf/ and tests_mcg/ (trimix_tests_cuda + trianglemix_demo of s43-mcf b01be16 and
-#   s43-mcg 633181f), lib/; built by scripts/gpu/build_variant.sh, wgmma_serialized.py checked here)
+#   tests_mcf/ and tests_mcg/ (trimix_tests_cuda + trianglemix_demo of s44-mcfw 35c9bb9 and
+#   s43-mcg 633181f; never run, since no form won), lib/; built by scripts/gpu/build_variant.sh, wgmma_serialized.py checked here)
 # Predicted as in run_s43a.sh: mcf / head triangle 0.95-0.99, causal 0.97-0.99, mcf0 / head
 # 1.00-1.02, mcg / mcf triangle 0.98-1.01; the winner against Flex's triangle 0.35-0.365.
 # Measured (H100, SECS=360, 76 s; bench/results/gpu_h100_s44_multicast_ab.txt): mcf / head triangle
