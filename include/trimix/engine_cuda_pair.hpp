@@ -138,6 +138,10 @@ enum PairBound : int {
   bound_no_first_mask = 128,     ///< noboundary's parts alone: no mask bits (nor masking) in an item's first stage,
   bound_no_first_softmax = 256,  ///< no softmax there (alpha 1, P from the raw scores),
   bound_no_o_stores = 512,       ///< no o stores
+  bound_reuse_kv = 1024,   ///< an item after the CTA's first takes its first pair_stages whole stages from the ring
+                           ///< as it stands (no bytes, real operands): the most that keeping the last item's
+                           ///< stages resident could save (items of one head in a row, key order alternating)
+  bound_pair_reuse_kv = 2048,  ///< the same for odd plan items only: reuse inside item pairs (2j, 2j + 1)
 };
 inline int pair_bound() {
   static const int answer = [] {
@@ -149,7 +153,9 @@ inline int pair_bound() {
                                                  {"noboundary", bound_no_boundary}, {"nolone", bound_no_lone},
                                                  {"nofirstmask", bound_no_first_mask},
                                                  {"nofirstsoftmax", bound_no_first_softmax},
-                                                 {"noostores", bound_no_o_stores}};
+                                                 {"noostores", bound_no_o_stores},
+                                                 {"reusekv", bound_reuse_kv},
+                                                 {"pairreusekv", bound_pair_reuse_kv}};
     int bits = 0;
     for (std::size_t at = 0; at <= names.size();) {
       const std::size_t end = std::min(names.find('+', at), names.size());
@@ -159,15 +165,16 @@ inline int pair_bound() {
         if (name == k.first) bit = k.second;
       if (bit < 0)
         throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND takes none, nokv, samekv, littlekv, nomask, "
-                                    "filledkv, noboundary, nolone, nofirstmask, nofirstsoftmax or noostores, "
+                                    "filledkv, noboundary, nolone, nofirstmask, nofirstsoftmax, noostores, reusekv or pairreusekv, "
                                     "joined by '+', not " + names);
       bits |= bit;
       at = end + 1;
     }
-    const int kv_bounds = bits & (bound_no_kv | bound_same_kv | bound_little_kv | bound_filled_kv);
+    const int kv_bounds = bits & (bound_no_kv | bound_same_kv | bound_little_kv | bound_filled_kv | bound_reuse_kv |
+                                  bound_pair_reuse_kv);
     if ((kv_bounds & (kv_bounds - 1)) != 0)
       throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND takes at most one of nokv, samekv, littlekv, "
-                                  "filledkv, not " + names);
+                                  "filledkv, reusekv, pairreusekv, not " + names);
     return bits;
   }();
   return answer;
@@ -331,6 +338,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         }
       };
       int issued = 0;  // the next item is taken once this one's first pair_stages stages are issued
+#ifdef TRIMIX_CUDA_PAIR_BOUNDS
+      int reused = 0;  // reusekv / pairreusekv: whole stages of this item that came without bytes
+      const bool reuse = k > 0 && ((wp.pair_bound & bound_reuse_kv) || ((wp.pair_bound & bound_pair_reuse_kv) && (idx & 1)));
+#endif
       // The tile held for the next stage's second half (-1: none). An odd tile count puts its
       // lone tile in the item's first stage (-2: the next tile goes alone), whose S the consumers
       // then compute at half width (m64n64k16), with half the softmax and half the P V.
@@ -345,7 +356,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         stage_entry[s][0] = e0;
         stage_entry[s][1] = e1;
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
-        if ((wp.pair_bound & bound_no_kv) || ((wp.pair_bound & bound_filled_kv) && use > 0)) {
+        if ((wp.pair_bound & bound_no_kv) || ((wp.pair_bound & bound_filled_kv) && use > 0) ||
+            (reuse && second >= 0 && reused < pair_stages && ++reused > 0)) {
           mbar_expect_tx(bar(2 + s), 0u);
         } else if (wp.pair_bound & bound_little_kv) {
           mbar_expect_tx(bar(2 + s), half_tile_bytes);
