@@ -10,7 +10,7 @@
 # / none 0.92-0.94, pairreusekv / none 0.96-0.98, filledkv 0.88-0.90; (2) triangle / Flex ~0.37x.
 #   bash bench/experiments/run_s45a.sh   (carry .gpu/s45.tar.gz: bounds/ and head/ attention_bench
 #   of this commit by scripts/gpu/build_variant.sh, bounds/ with -DCMAKE_CXX_FLAGS=-DTRIMIX_CUDA_PAIR_BOUNDS,
-#   lib/libcudart.so.13)
+#   lib/libcudart.so.13); LIMIT=S (default 560) ends the compare S s after the start, SEQS its lengths
 set -uo pipefail
 . bench/experiments/device_common.sh
 device_setup .gpu/s45.tar.gz s45
@@ -23,7 +23,7 @@ timeout 170 bash bench/ab_gpu.sh --out $R/bounds --rounds 3 --timeout 50 --seq 1
 echo "bounds rc=$? at $((SECONDS - t0)) s"; tail -8 $R/bounds.log
 stamp() { python3 -c 'import sys, time
 for line in sys.stdin: print(f"{time.monotonic():.3f} {line}", end="", flush=True)'; }
-left=$((560 - (SECONDS - t0)))
+left=$((${LIMIT:-560} - (SECONDS - t0)))  # LIMIT: the call's own limit less ~35 s
 TRIMIX_COMMIT=${COMMIT:-head} python3 bench/nvml_power.py --every-ms 20 --csv $R/power.csv -- \
   timeout $left python3 -u bench/compare_gpu.py --bench $B/head/attention_bench --out $R/cmp --seq ${SEQS:-16384,32768,65536} \
   2>&1 | stamp > $R/cmp.log
