@@ -142,6 +142,8 @@ enum PairBound : int {
                            ///< as it stands (no bytes, real operands): the most that keeping the last item's
                            ///< stages resident could save (items of one head in a row, key order alternating)
   bound_pair_reuse_kv = 2048,  ///< the same for odd plan items only: reuse inside item pairs (2j, 2j + 1)
+  bound_band_kv = 4096,    ///< no bytes for any stage of an item of <= 10 tiles after the CTA's first (band items)
+  bound_first_kv = 8192,   ///< no bytes for the first stage of an item after the CTA's first
 };
 inline int pair_bound() {
   static const int answer = [] {
@@ -155,7 +157,9 @@ inline int pair_bound() {
                                                  {"nofirstsoftmax", bound_no_first_softmax},
                                                  {"noostores", bound_no_o_stores},
                                                  {"reusekv", bound_reuse_kv},
-                                                 {"pairreusekv", bound_pair_reuse_kv}};
+                                                 {"pairreusekv", bound_pair_reuse_kv},
+                                                 {"bandkv", bound_band_kv},
+                                                 {"firstkv", bound_first_kv}};
     int bits = 0;
     for (std::size_t at = 0; at <= names.size();) {
       const std::size_t end = std::min(names.find('+', at), names.size());
@@ -165,16 +169,17 @@ inline int pair_bound() {
         if (name == k.first) bit = k.second;
       if (bit < 0)
         throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND takes none, nokv, samekv, littlekv, nomask, "
-                                    "filledkv, noboundary, nolone, nofirstmask, nofirstsoftmax, noostores, reusekv or pairreusekv, "
+                                    "filledkv, noboundary, nolone, nofirstmask, nofirstsoftmax, noostores, reusekv, pairreusekv, "
+                                    "bandkv or firstkv, "
                                     "joined by '+', not " + names);
       bits |= bit;
       at = end + 1;
     }
     const int kv_bounds = bits & (bound_no_kv | bound_same_kv | bound_little_kv | bound_filled_kv | bound_reuse_kv |
-                                  bound_pair_reuse_kv);
+                                  bound_pair_reuse_kv | bound_band_kv | bound_first_kv);
     if ((kv_bounds & (kv_bounds - 1)) != 0)
       throw std::invalid_argument("trimix: TRIMIX_CUDA_PAIR_BOUND takes at most one of nokv, samekv, littlekv, "
-                                  "filledkv, reusekv, pairreusekv, not " + names);
+                                  "filledkv, reusekv, pairreusekv, bandkv, firstkv, not " + names);
     return bits;
   }();
   return answer;
@@ -341,6 +346,8 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
       int reused = 0;  // reusekv / pairreusekv: whole stages of this item that came without bytes
       const bool reuse = k > 0 && ((wp.pair_bound & bound_reuse_kv) || ((wp.pair_bound & bound_pair_reuse_kv) && (idx & 1)));
+      const bool band_free = k > 0 && (wp.pair_bound & bound_band_kv) && tiles_visited <= 10;
+      const bool first_free = k > 0 && (wp.pair_bound & bound_first_kv);
 #endif
       // The tile held for the next stage's second half (-1: none). An odd tile count puts its
       // lone tile in the item's first stage (-2: the next tile goes alone), whose S the consumers
@@ -357,7 +364,7 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         stage_entry[s][1] = e1;
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
         if ((wp.pair_bound & bound_no_kv) || ((wp.pair_bound & bound_filled_kv) && use > 0) ||
-            (reuse && second >= 0 && reused < pair_stages && ++reused > 0)) {
+            (reuse && second >= 0 && reused < pair_stages && ++reused > 0) || band_free || (first_free && issued == 0)) {
           mbar_expect_tx(bar(2 + s), 0u);
         } else if (wp.pair_bound & bound_little_kv) {
           mbar_expect_tx(bar(2 + s), half_tile_bytes);
