@@ -363,8 +363,10 @@ __global__ void __launch_bounds__(pair_threads, 1) pair_attention_kernel(const _
         stage_entry[s][0] = e0;
         stage_entry[s][1] = e1;
 #ifdef TRIMIX_CUDA_PAIR_BOUNDS
-        if ((wp.pair_bound & bound_no_kv) || ((wp.pair_bound & bound_filled_kv) && use > 0) ||
-            (reuse && second >= 0 && reused < pair_stages && ++reused > 0) || band_free || (first_free && issued == 0)) {
+        const bool kept = reuse && second >= 0 && reused < pair_stages;  // reusekv: one of the first whole stages
+        reused += kept ? 1 : 0;
+        if ((wp.pair_bound & bound_no_kv) || ((wp.pair_bound & bound_filled_kv) && use > 0) || kept || band_free ||
+            (first_free && issued == 0)) {
           mbar_expect_tx(bar(2 + s), 0u);
         } else if (wp.pair_bound & bound_little_kv) {
           mbar_expect_tx(bar(2 + s), half_tile_bytes);
