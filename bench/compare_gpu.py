@@ -6,14 +6,20 @@ torch, times the peers (SDPA with the flash and the cuDNN backends, dense causal
 with a causal and a Triangle(8, 512, 128) BlockMask built by create_block_mask(..., _compile=True)),
 hands the same tensors to trimix's bench/attention_bench (CUDA build) through raw files, reads
 trimix's outputs back and reports the relative L2 difference to the peer of the same mask.
+attention_bench times each trimix call by the host's clock, from the launch to a fence ("trimix"
+rows). With --lib (libtrimix_ctypes.so, bench/trimix_ctypes.cpp) trimix also runs in this process
+on the same tensors and is timed by the peers' own triton.testing.do_bench ("trimix_inproc" rows):
+CUDA events around each call, the L2 cleared before it, as every peer here is timed.
 
     python3 bench/compare_gpu.py --bench build/bench/attention_bench --out results/ \
-        [--seq 16384,32768,65536,131072] [--q-heads 32 --kv-heads 8 --head-dim 128]
+        [--seq 16384,32768,65536,131072] [--q-heads 32 --kv-heads 8 --head-dim 128] \
+        [--lib build/libtrimix_ctypes.so]
 
 Writes <out>/gpu_compare.csv (one row per implementation, mask and N) and prints a table.
 TFLOP/s count 4 * D FLOPs per visible (query, key) pair per query head.
 """
 import argparse
+import ctypes
 import csv
 import os
 import subprocess
@@ -48,6 +54,23 @@ def time_ms(fn, args):
     return triton.testing.do_bench(fn, warmup=args.warmup_ms, rep=args.rep_ms, return_mode="median")
 
 
+def load_trimix(path):
+    """libtrimix_ctypes.so with its argument types set, Kokkos initialised."""
+    lib = ctypes.CDLL(path)
+    lib.trimix_ctypes_init.argtypes = []
+    lib.trimix_ctypes_attention_bf16.argtypes = ([ctypes.c_char_p] + [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 8
+                                                 + [ctypes.c_void_p])
+    lib.trimix_ctypes_fence.argtypes = [ctypes.c_void_p]
+    lib.trimix_ctypes_error.restype = ctypes.c_char_p
+    lib.trimix_ctypes_finalize.argtypes = []
+    for f in (lib.trimix_ctypes_init, lib.trimix_ctypes_attention_bf16, lib.trimix_ctypes_fence,
+              lib.trimix_ctypes_finalize):
+        f.restype = ctypes.c_int
+    if lib.trimix_ctypes_init() != 0:
+        raise SystemExit(f"trimix_ctypes_init: {lib.trimix_ctypes_error().decode()}")
+    return lib
+
+
 def rel_l2(a, b):
     a, b = a.float(), b.float()
     return float((a - b).norm() / b.norm())
@@ -71,6 +94,8 @@ def main():
                          "--warmup-ms / --rep-ms, as do_bench does for the peers (sustained clocks)")
     ap.add_argument("--commit", default=os.environ.get("TRIMIX_COMMIT", "unknown"))
     ap.add_argument("--skip-peers", default="", help="comma list of peers to skip (flash,cudnn,flex)")
+    ap.add_argument("--lib", default="", help="libtrimix_ctypes.so: trimix also in this process, timed by "
+                                              "do_bench on the same tensors ('trimix_inproc' rows)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     compare_csv = os.path.join(args.out, "gpu_compare.csv")
@@ -81,6 +106,8 @@ def main():
     hq, hkv, d = args.q_heads, args.kv_heads, args.head_dim
     flex = torch.compile(flex_attention, dynamic=False)
     rows = []
+    lib = load_trimix(args.lib) if args.lib else None
+    side = torch.cuda.Stream() if lib else None  # trimix's instance wraps this stream (not the legacy one)
     io = tempfile.mkdtemp(prefix="trimix_io_", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
 
     for n in [int(x) for x in args.seq.split(",")]:
@@ -141,6 +168,27 @@ def main():
                     print(f"N={n}: flex {mask} failed: {type(e).__name__}: {e}"[:300], flush=True)
                 torch.cuda.empty_cache()
 
+        if lib is not None:  # trimix in this process, on q, k, v themselves, timed as the peers
+            s, w, r = args.sink, args.window, args.last_rows
+            o = torch.empty_like(q)
+            torch.cuda.synchronize()
+            with torch.cuda.stream(side):
+                for mask in ("causal", "triangle"):
+                    def fn(mask=mask):
+                        if lib.trimix_ctypes_attention_bf16(mask.encode(), q.data_ptr(), k.data_ptr(), v.data_ptr(),
+                                                            o.data_ptr(), 1, hq, hkv, n, d, s, w, r,
+                                                            side.cuda_stream) != 0:
+                            raise RuntimeError(f"trimix {mask}: {lib.trimix_ctypes_error().decode()}")
+                    o.fill_(float("nan"))  # poisoned: a row the call leaves unwritten shows
+                    fn()  # plans (once per mask and shape) and runs
+                    torch.cuda.synchronize()
+                    if not bool(torch.isfinite(o).all()):
+                        raise SystemExit(f"N={n}: trimix_inproc {mask} left non-finite outputs")
+                    err = rel_l2(o, reference[mask]) if mask in reference else float("nan")
+                    record("trimix_inproc", mask, time_ms(fn, args), err)
+            torch.cuda.synchronize()
+            del o
+
         # trimix on the same inputs, through raw bf16 files.
         for name, t in (("q", q), ("k", k), ("v", v)):
             t.contiguous().view(torch.int16).cpu().numpy().tofile(os.path.join(io, f"{name}.bin"))
@@ -165,6 +213,8 @@ def main():
         del q, k, v, reference
         torch.cuda.empty_cache()
 
+    if lib is not None and lib.trimix_ctypes_finalize() != 0:
+        print(f"trimix_ctypes_finalize: {lib.trimix_ctypes_error().decode()}", file=sys.stderr)
     print(f"wrote {compare_csv}")
 
 
