@@ -94,6 +94,8 @@ def main():
                          "--warmup-ms / --rep-ms, as do_bench does for the peers (sustained clocks)")
     ap.add_argument("--commit", default=os.environ.get("TRIMIX_COMMIT", "unknown"))
     ap.add_argument("--skip-peers", default="", help="comma list of peers to skip (flash,cudnn,flex)")
+    ap.add_argument("--trimix-rounds", type=int, default=1,
+                    help="trimix's timings per N, alternating in-process and attention_bench (one row each)")
     ap.add_argument("--lib", default="", help="libtrimix_ctypes.so: trimix also in this process, timed by "
                                               "do_bench on the same tensors ('trimix_inproc' rows)")
     args = ap.parse_args()
@@ -168,7 +170,7 @@ def main():
                     print(f"N={n}: flex {mask} failed: {type(e).__name__}: {e}"[:300], flush=True)
                 torch.cuda.empty_cache()
 
-        if lib is not None:  # trimix in this process, on q, k, v themselves, timed as the peers
+        def trimix_inproc():  # in this process, on q, k, v themselves, timed as the peers
             s, w, r = args.sink, args.window, args.last_rows
             o = torch.empty_like(q)
             torch.cuda.synchronize()
@@ -187,29 +189,35 @@ def main():
                     err = rel_l2(o, reference[mask]) if mask in reference else float("nan")
                     record("trimix_inproc", mask, time_ms(fn, args), err)
             torch.cuda.synchronize()
-            del o
 
-        # trimix on the same inputs, through raw bf16 files.
+        # attention_bench on the same inputs, through raw bf16 files.
         for name, t in (("q", q), ("k", k), ("v", v)):
             t.contiguous().view(torch.int16).cpu().numpy().tofile(os.path.join(io, f"{name}.bin"))
-        csv_path = os.path.join(args.out, "trimix_bench.csv")
-        cmd = [args.bench, "--seq", str(n), "--masks", "causal,triangle", "--dtypes", "bf16",
-               "--q-heads", str(hq), "--kv-heads", str(hkv), "--head-dim", str(d),
-               "--sink", str(args.sink), "--window", str(args.window), "--last-rows", str(args.last_rows),
-               "--repeat", str(args.repeat), "--warmup-ms", str(args.warmup_ms), "--rep-ms", str(args.rep_ms),
-               "--io-dir", io, "--csv", csv_path]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
-            raise SystemExit(f"attention_bench failed at N={n}")
-        with open(csv_path) as f:
-            bench_rows = [row for row in csv.DictReader(f) if int(row["seq"]) == n]
-        for mask in ("causal", "triangle"):
-            row = [r_ for r_ in bench_rows if r_["mask"] == mask][-1]
-            raw = torch.from_file(os.path.join(io, f"o_{mask}.bin"), size=q.numel(), dtype=torch.int16)
-            out = raw.view(torch.bfloat16).view(q.shape).cuda()
-            err = rel_l2(out, reference[mask]) if mask in reference else float("nan")
-            record("trimix", mask, float(row["time_ms"]), err)
+
+        def trimix_bench():
+            csv_path = os.path.join(args.out, "trimix_bench.csv")
+            cmd = [args.bench, "--seq", str(n), "--masks", "causal,triangle", "--dtypes", "bf16",
+                   "--q-heads", str(hq), "--kv-heads", str(hkv), "--head-dim", str(d),
+                   "--sink", str(args.sink), "--window", str(args.window), "--last-rows", str(args.last_rows),
+                   "--repeat", str(args.repeat), "--warmup-ms", str(args.warmup_ms), "--rep-ms", str(args.rep_ms),
+                   "--io-dir", io, "--csv", csv_path]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(f"attention_bench failed at N={n}")
+            with open(csv_path) as f:
+                bench_rows = [row for row in csv.DictReader(f) if int(row["seq"]) == n]
+            for mask in ("causal", "triangle"):
+                row = [r_ for r_ in bench_rows if r_["mask"] == mask][-1]
+                raw = torch.from_file(os.path.join(io, f"o_{mask}.bin"), size=q.numel(), dtype=torch.int16)
+                out = raw.view(torch.bfloat16).view(q.shape).cuda()
+                err = rel_l2(out, reference[mask]) if mask in reference else float("nan")
+                record("trimix", mask, float(row["time_ms"]), err)
+
+        for _ in range(args.trimix_rounds):  # alternating, so that neither way gets the cooler turn
+            if lib is not None:
+                trimix_inproc()
+            trimix_bench()
         del q, k, v, reference
         torch.cuda.empty_cache()
 
