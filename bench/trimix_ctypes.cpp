@@ -12,7 +12,7 @@
 // Tensors are contiguous bf16 (B, H, N, D) in the memory of Kokkos' default execution space. Every
 // entry point returns 0, or -1 with the reason in trimix_ctypes_error(); nothing throws across the C
 // boundary. A plan is made once per (mask, shape) and kept; an execution-space instance once per
-// stream.
+// stream. Calls must not overlap on two streams: they would share the plan's work counter.
 
 #include <trimix/trimix.hpp>
 
@@ -117,6 +117,8 @@ int trimix_ctypes_attention_bf16(const char* mask, const void* q, const void* k,
     const std::string name = mask ? mask : "";
     if (batch < 0 || q_heads < 0 || kv_heads < 0 || seq < 0 || head_dim < 0)
       throw std::invalid_argument("sizes must not be negative");
+    if (batch * seq * head_dim > 0 && (!q || !k || !v || !o))
+      throw std::invalid_argument("q, k, v and o must not be null");
     const ConstView4 qv(static_cast<const Element*>(q), batch, q_heads, seq, head_dim);
     const ConstView4 kv(static_cast<const Element*>(k), batch, kv_heads, seq, head_dim);
     const ConstView4 vv(static_cast<const Element*>(v), batch, kv_heads, seq, head_dim);
