@@ -19,6 +19,7 @@ Writes <out>/gpu_compare.csv (one row per implementation, mask and N) and prints
 TFLOP/s count 4 * D FLOPs per visible (query, key) pair per query head.
 """
 import argparse
+import atexit
 import ctypes
 import csv
 import os
@@ -68,6 +69,7 @@ def load_trimix(path):
         f.restype = ctypes.c_int
     if lib.trimix_ctypes_init() != 0:
         raise SystemExit(f"trimix_ctypes_init: {lib.trimix_ctypes_error().decode()}")
+    atexit.register(lib.trimix_ctypes_finalize)  # plans and Kokkos go before the CUDA runtime, on any exit
     return lib
 
 
@@ -95,7 +97,8 @@ def main():
     ap.add_argument("--commit", default=os.environ.get("TRIMIX_COMMIT", "unknown"))
     ap.add_argument("--skip-peers", default="", help="comma list of peers to skip (flash,cudnn,flex)")
     ap.add_argument("--trimix-rounds", type=int, default=1,
-                    help="trimix's timings per N, alternating in-process and attention_bench (one row each)")
+                    help="trimix's timings per N, in-process and attention_bench in turns, each first in "
+                         "every other round (one row each)")
     ap.add_argument("--lib", default="", help="libtrimix_ctypes.so: trimix also in this process, timed by "
                                               "do_bench on the same tensors ('trimix_inproc' rows)")
     args = ap.parse_args()
@@ -214,15 +217,13 @@ def main():
                 err = rel_l2(out, reference[mask]) if mask in reference else float("nan")
                 record("trimix", mask, float(row["time_ms"]), err)
 
-        for _ in range(args.trimix_rounds):  # alternating, so that neither way gets the cooler turn
-            if lib is not None:
-                trimix_inproc()
-            trimix_bench()
+        for turn in range(args.trimix_rounds):  # in turns, each way first in every other round
+            ways = [trimix_inproc, trimix_bench] if lib is not None else [trimix_bench]
+            for way in ways if turn % 2 == 0 else ways[::-1]:
+                way()
         del q, k, v, reference
         torch.cuda.empty_cache()
 
-    if lib is not None and lib.trimix_ctypes_finalize() != 0:
-        print(f"trimix_ctypes_finalize: {lib.trimix_ctypes_error().decode()}", file=sys.stderr)
     print(f"wrote {compare_csv}")
 
 

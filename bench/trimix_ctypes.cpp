@@ -1,5 +1,5 @@
 // C entry points over trimix::attention for Python's ctypes, so that bench/compare_gpu.py can time
-// trimix in the peers' own process: on the same torch tensors, on torch's current stream, and by
+// trimix in the peers' own process: on the same torch tensors, on a stream it passes, and by
 // the same triton.testing.do_bench (CUDA events, the L2 cleared before every call) as SDPA and
 // FlexAttention. attention_bench, which compare_gpu.py also runs, times each call by the host's
 // clock around the launch and a fence instead. Built as a shared library (TRIMIX_BUILD_CTYPES),
@@ -24,8 +24,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
-#include <tuple>
+#include <type_traits>
 
 namespace {
 
@@ -37,6 +38,7 @@ using View4 = Kokkos::View<Element****, Kokkos::LayoutRight, Exec::memory_space,
 
 std::string last_error;
 bool initialised_here = false;
+bool finalised = false;  // Kokkos cannot be initialised again in this process
 
 /// The shape a plan was made for: (batch, q_heads, kv_heads, seq, head_dim, sink, window, last_rows).
 using ShapeKey = std::array<std::int64_t, 8>;
@@ -59,7 +61,8 @@ const Exec& instance_for(void* stream) {
   auto found = state->instances.find(id);
   if (found != state->instances.end()) return found->second;
 #if defined(KOKKOS_ENABLE_CUDA)
-  if (stream) return state->instances.emplace(id, Exec(static_cast<cudaStream_t>(stream))).first->second;
+  if constexpr (std::is_same_v<Exec, Kokkos::Cuda>)
+    if (stream) return state->instances.emplace(id, Exec(static_cast<cudaStream_t>(stream))).first->second;
 #endif
   if (stream) throw std::invalid_argument("a stream was given, but Kokkos' default execution space is not CUDA");
   return state->instances.emplace(id, Exec()).first->second;
@@ -79,6 +82,7 @@ void run(PlanCache<Mask>& cache, const Mask& mask, const ShapeKey& key, const Co
 
 template <class F>
 int guarded(F&& f) {
+  last_error.clear();
   try {
     f();
     return 0;
@@ -98,6 +102,7 @@ extern "C" {
 /// environment, as Kokkos reads them).
 int trimix_ctypes_init() {
   return guarded([] {
+    if (finalised) throw std::logic_error("trimix_ctypes_finalize() ran: Kokkos cannot start again in this process");
     if (!Kokkos::is_initialized()) {
       Kokkos::initialize();
       initialised_here = true;
@@ -107,7 +112,8 @@ int trimix_ctypes_init() {
 }
 
 /// O = attention(Q, K, V) under `mask` ("causal" or "triangle": Triangle{sink, window, last_rows}),
-/// queued on `stream` (a cudaStream_t; null: Kokkos' default instance). Returns once launched.
+/// queued on `stream` (a cudaStream_t; null: Kokkos' default instance, which has a stream of its
+/// own, not the legacy one). Returns once launched.
 int trimix_ctypes_attention_bf16(const char* mask, const void* q, const void* k, const void* v, void* o,
                                  std::int64_t batch, std::int64_t q_heads, std::int64_t kv_heads, std::int64_t seq,
                                  std::int64_t head_dim, std::int64_t sink, std::int64_t window,
@@ -117,7 +123,7 @@ int trimix_ctypes_attention_bf16(const char* mask, const void* q, const void* k,
     const std::string name = mask ? mask : "";
     if (batch < 0 || q_heads < 0 || kv_heads < 0 || seq < 0 || head_dim < 0)
       throw std::invalid_argument("sizes must not be negative");
-    if (batch * seq * head_dim > 0 && (!q || !k || !v || !o))
+    if (batch > 0 && seq > 0 && head_dim > 0 && (!q || !k || !v || !o))
       throw std::invalid_argument("q, k, v and o must not be null");
     const ConstView4 qv(static_cast<const Element*>(q), batch, q_heads, seq, head_dim);
     const ConstView4 kv(static_cast<const Element*>(k), batch, kv_heads, seq, head_dim);
@@ -148,7 +154,10 @@ const char* trimix_ctypes_error() { return last_error.c_str(); }
 int trimix_ctypes_finalize() {
   return guarded([] {
     state.reset();
-    if (initialised_here && Kokkos::is_initialized()) Kokkos::finalize();
+    if (initialised_here && Kokkos::is_initialized()) {
+      Kokkos::finalize();
+      finalised = true;
+    }
     initialised_here = false;
   });
 }
