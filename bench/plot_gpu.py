@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Plots bench/compare_gpu.py's CSV (one or more files of the same device): time per attention call
-against N for trimix and each peer (left, log-log), and throughput on visible pairs (right).
+against N for trimix and each peer (left, log-log), and throughput on visible pairs (right); the
+median where a CSV holds several rounds of one case.
 
     python3 bench/plot_gpu.py results/gpu_compare*.csv -o results/gpu_compare.png
 
@@ -9,6 +10,7 @@ Needs matplotlib (Debian: python3-matplotlib).
 import argparse
 import csv
 import os
+import statistics
 
 import matplotlib
 
@@ -27,12 +29,14 @@ def main():
             rows += list(csv.DictReader(f))
     devices = sorted({r["device"] for r in rows})
     commits = sorted({r["commit"] for r in rows})
-    series = {}
+    series = {}  # (impl, mask) -> N -> [(time, tflops)]: rounds of one N (--trimix-rounds) give its median
     for r in rows:
-        series.setdefault((r["impl"], r["mask"]), []).append((int(r["seq"]), float(r["time_ms"]), float(r["tflops_visible"])))
+        series.setdefault((r["impl"], r["mask"]), {}).setdefault(int(r["seq"]), []).append(
+            (float(r["time_ms"]), float(r["tflops_visible"])))
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for (impl, mask), points in sorted(series.items()):
-        points.sort()
+    for (impl, mask), by_n in sorted(series.items()):
+        points = [(n, statistics.median(t for t, _ in runs), statistics.median(f for _, f in runs))
+                  for n, runs in sorted(by_n.items())]
         n = [p[0] for p in points]
         style = "-" if mask == "causal" else "--"
         width = 2.5 if impl.startswith("trimix") else 1.2
