@@ -112,7 +112,7 @@ def main():
     flex = torch.compile(flex_attention, dynamic=False)
     rows = []
     lib = load_trimix(args.lib) if args.lib else None
-    side = torch.cuda.Stream() if lib else None  # trimix's instance wraps this stream (not the legacy one)
+    side = torch.cuda.Stream() if lib is not None else None  # trimix's instance wraps this stream (not the legacy one)
     io = tempfile.mkdtemp(prefix="trimix_io_", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
 
     for n in [int(x) for x in args.seq.split(",")]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provision everything trimix needs on a fresh Debian bookworm machine, from Debian's registry only:
-#   - compilers and build tools (g++, cmake, ninja),
+#   - compilers and build tools (g++, cmake, ninja), python3 (the bench.trimix_ctypes test),
 #   - Catch2 v3 from bookworm-backports,
 #   - Kokkos 3.4.01 (OpenMP + Serial) built from Debian's `trilinos` source package into a cache.
 # Idempotent: what is already present is reused. A Kokkos the user points to (Kokkos_ROOT) wins.
@@ -64,7 +64,7 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 
 install_tools() {
   local missing=()
-  for p in g++ cmake ninja-build make dpkg-dev xz-utils; do have_pkg "$p" || missing+=("$p"); done
+  for p in g++ cmake ninja-build make dpkg-dev xz-utils python3; do have_pkg "$p" || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
     apt_update
     log "installing ${missing[*]}"
